@@ -1,0 +1,44 @@
+# invoicesync: see README.md. `make help` lists the targets.
+
+SHELL := /bin/bash
+MODULES := pkg migrations sender receiver
+PKGS := $(MODULES:%=./%/...)
+BIN := bin
+PG_URL ?= postgres://invoicesync:invoicesync@127.0.0.1:5432
+export INVOICESYNC_TEST_DATABASE_URL ?= $(PG_URL)/postgres
+GOTEST_FLAGS ?= -race -count=1 -timeout 20m
+
+.PHONY: help build test test-short fmt lint vet tidy postgres up clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+build: ## build bin/sender, bin/receiver and bin/devkafka
+	@mkdir -p $(BIN)
+	go build -o $(BIN)/sender ./sender/cmd/sender
+	go build -o $(BIN)/receiver ./receiver/cmd/receiver
+	go build -o $(BIN)/devkafka ./pkg/cmd/devkafka
+
+postgres: ## start the local PostgreSQL and create the role and databases (idempotent)
+	@./scripts/postgres.sh
+
+test: postgres ## run every test against real PostgreSQL and the SCRAM broker
+	go test $(GOTEST_FLAGS) $(PKGS)
+
+test-short: ## unit tests only (no PostgreSQL needed)
+	INVOICESYNC_TEST_DATABASE_URL= go test -count=1 -short $(PKGS)
+
+fmt: ## gofmt the tree
+	gofmt -w $(MODULES)
+
+vet: ## go vet every module
+	go vet $(PKGS)
+
+lint: vet ## vet and check formatting
+	@test -z "$$(gofmt -l $(MODULES))" || { gofmt -l $(MODULES); echo "gofmt needed: make fmt"; exit 1; }
+
+tidy: ## go mod tidy every module
+	@for m in $(MODULES); do (cd $$m && go mod tidy); done
+
+clean: ## remove built binaries and local run state
+	rm -rf $(BIN) .local
