@@ -8,7 +8,7 @@ PG_URL ?= postgres://invoicesync:invoicesync@127.0.0.1:5432
 export INVOICESYNC_TEST_DATABASE_URL ?= $(PG_URL)/postgres
 GOTEST_FLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: help build test test-short fmt lint vet tidy postgres up clean
+.PHONY: help build test test-short fmt lint vet tidy postgres up down demo status clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -39,6 +39,18 @@ lint: vet ## vet and check formatting
 
 tidy: ## go mod tidy every module
 	@for m in $(MODULES); do (cd $$m && go mod tidy); done
+
+up: ## set up and run the whole pipeline locally (PostgreSQL, embedded SCRAM Kafka, sender, relay, receiver) and show a sync
+	@./scripts/local.sh up
+
+demo: ## with `make up` running: send invoices, mark one ERROR, show the receiver before and after
+	@./scripts/local.sh demo
+
+down: ## stop what `make up` started
+	@./scripts/local.sh down
+
+status: ## show which local processes run
+	@./scripts/local.sh status
 
 clean: ## remove built binaries and local run state
 	rm -rf $(BIN) .local
