@@ -69,7 +69,7 @@ func TestParseAmountIsExact(t *testing.T) {
 			t.Errorf("ParseAmount(%s) = %v, %v; want %s", in, r, err, want)
 		}
 	}
-	for _, bad := range []string{"", "abc", "1e400", "10000000000000000", "0.00001"} {
+	for _, bad := range []string{"", "abc", "1e400", "10000000000000000", "0.00001", "1/2", "0x10", "+1", "01", ".5", "1."} {
 		if _, err := ParseAmount(json.Number(bad)); err == nil {
 			t.Errorf("ParseAmount(%q) accepted", bad)
 		}

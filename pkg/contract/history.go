@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"regexp"
 	"strconv"
 	"time"
 )
@@ -158,6 +159,10 @@ func text(p *problems, field, v string, limit int) {
 	}
 }
 
+// jsonNumber is the JSON number grammar; big.Rat alone would also take
+// fractions ("1/2") and hexadecimal.
+var jsonNumber = regexp.MustCompile(`^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$`)
+
 // amountLimit bounds totals to what NUMERIC(20,4) holds downstream.
 var amountLimit = new(big.Rat).SetInt64(1e16)
 
@@ -166,6 +171,9 @@ var amountLimit = new(big.Rat).SetInt64(1e16)
 func ParseAmount(n json.Number) (*big.Rat, error) {
 	if n == "" {
 		return nil, fmt.Errorf("is required")
+	}
+	if !jsonNumber.MatchString(string(n)) {
+		return nil, fmt.Errorf("%q is not a decimal number", string(n))
 	}
 	r, ok := new(big.Rat).SetString(string(n))
 	if !ok {

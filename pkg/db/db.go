@@ -99,11 +99,11 @@ func Redact(rawURL string) string {
 		return "(unparseable database url)"
 	}
 	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "****")
+		u.User = url.UserPassword(u.User.Username(), "redacted")
 	}
 	q := u.Query()
 	if q.Has("password") {
-		q.Set("password", "****")
+		q.Set("password", "redacted")
 		u.RawQuery = q.Encode()
 	}
 	return u.String()

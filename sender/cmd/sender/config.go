@@ -1,0 +1,181 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"github.com/invoicesync/invoicesync/pkg/db"
+	"github.com/invoicesync/invoicesync/pkg/kafkasec"
+	"github.com/invoicesync/invoicesync/pkg/logging"
+	"github.com/invoicesync/invoicesync/pkg/outbox"
+	"github.com/invoicesync/invoicesync/pkg/settings"
+)
+
+// Defaults of the settings.
+const (
+	defaultDatabaseURL  = "postgres://invoicesync:invoicesync@127.0.0.1:5432/invoicesync_sender"
+	defaultHTTPAddr     = "127.0.0.1:8080"
+	defaultMaxBodyBytes = 1 << 20
+	maxMaxBodyBytes     = 64 << 20
+	defaultTopic        = "sci.invoice-history.v1"
+)
+
+// commonConfig is what every subcommand reads.
+type commonConfig struct {
+	// DatabaseURL reaches the sender's PostgreSQL database, SCI's own.
+	// SENDER_DATABASE_URL, default postgres://invoicesync:invoicesync@127.0.0.1:5432/invoicesync_sender.
+	DatabaseURL string
+	// Log is the log format (LOG_FORMAT, default auto) and level (LOG_LEVEL, default info).
+	Log settings.Log
+}
+
+func (c *commonConfig) bind(s *settings.Set) {
+	s.String(&c.DatabaseURL, "database-url", "SENDER_DATABASE_URL", defaultDatabaseURL,
+		"PostgreSQL URL of the sender database")
+	s.Log(&c.Log)
+}
+
+func (c *commonConfig) validate() error {
+	if c.DatabaseURL == "" {
+		return errors.New("SENDER_DATABASE_URL (--database-url): required")
+	}
+	// pgx's parse error may quote the URL; name the setting, show it redacted.
+	if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
+		return fmt.Errorf("SENDER_DATABASE_URL (--database-url): %s is not a PostgreSQL URL "+
+			"(postgres://user:password@host:port/database)", db.Redact(c.DatabaseURL))
+	}
+	if _, err := logging.New(nil, c.Log.Format, c.Log.Level, "sender"); err != nil {
+		return fmt.Errorf("LOG_FORMAT/LOG_LEVEL (--log-format/--log-level): %w", err)
+	}
+	return nil
+}
+
+func (c *commonConfig) MarshalZerologObject(e *zerolog.Event) {
+	e.Str("database_url", db.Redact(c.DatabaseURL)).Str("log_format", c.Log.Format).Str("log_level", c.Log.Level)
+}
+
+// serveConfig is the configuration of "sender serve".
+type serveConfig struct {
+	commonConfig
+	// HTTPAddr is the host:port the API listens on. SENDER_HTTP_ADDR, default 127.0.0.1:8080.
+	HTTPAddr string
+	// MaxBodyBytes caps a request body (413 above). SENDER_MAX_BODY_BYTES,
+	// default 1048576 (1 MiB), at most 64 MiB.
+	MaxBodyBytes int
+}
+
+func (c *serveConfig) bind(s *settings.Set) {
+	c.commonConfig.bind(s)
+	s.String(&c.HTTPAddr, "http-addr", "SENDER_HTTP_ADDR", defaultHTTPAddr, "host:port the HTTP API listens on")
+	s.Int(&c.MaxBodyBytes, "max-body-bytes", "SENDER_MAX_BODY_BYTES", defaultMaxBodyBytes,
+		"largest accepted request body in bytes (larger ones get 413)")
+}
+
+// Validate reports the first setting that is wrong, by name.
+func (c *serveConfig) Validate() error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	_, port, err := net.SplitHostPort(c.HTTPAddr) // an empty host means every interface
+	if err != nil {
+		return fmt.Errorf("SENDER_HTTP_ADDR (--http-addr): %q is not host:port", c.HTTPAddr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("SENDER_HTTP_ADDR (--http-addr): port %q of %q is not a number from 0 to 65535", port, c.HTTPAddr)
+	}
+	if c.MaxBodyBytes <= 0 || c.MaxBodyBytes > maxMaxBodyBytes {
+		return fmt.Errorf("SENDER_MAX_BODY_BYTES (--max-body-bytes): must be from 1 to %d, got %d", maxMaxBodyBytes, c.MaxBodyBytes)
+	}
+	return nil
+}
+
+func (c *serveConfig) MarshalZerologObject(e *zerolog.Event) {
+	c.commonConfig.MarshalZerologObject(e)
+	e.Str("http_addr", c.HTTPAddr).Int("max_body_bytes", c.MaxBodyBytes)
+}
+
+// relayConfig is the configuration of "sender relay".
+type relayConfig struct {
+	commonConfig
+	// Kafka is the cluster and its credentials: KAFKA_BROKERS (default
+	// localhost:9092), KAFKA_SASL_MECHANISM (default SCRAM-SHA-512),
+	// KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_TLS, KAFKA_TLS_CA_FILE,
+	// KAFKA_DIAL_TIMEOUT (default 10s).
+	Kafka kafkasec.Config
+	// Topic receives every event. KAFKA_TOPIC, default sci.invoice-history.v1.
+	Topic string
+	// BatchSize caps the events published at once. RELAY_BATCH_SIZE, default 500.
+	BatchSize int
+	// PollInterval is how often an idle relay looks at the outbox without a
+	// notification. RELAY_POLL_INTERVAL, default 1s.
+	PollInterval time.Duration
+	// WriterBatchTimeout is how long the Kafka writer waits to fill a batch,
+	// the relay's latency floor. RELAY_WRITER_BATCH_TIMEOUT, default 1ms.
+	WriterBatchTimeout time.Duration
+}
+
+func (c *relayConfig) bind(s *settings.Set) {
+	c.commonConfig.bind(s)
+	s.Kafka(&c.Kafka)
+	s.String(&c.Topic, "kafka-topic", "KAFKA_TOPIC", defaultTopic, "Kafka topic the events are published to")
+	s.Int(&c.BatchSize, "relay-batch-size", "RELAY_BATCH_SIZE", outbox.DefaultBatchSize, "most events published at once")
+	s.Duration(&c.PollInterval, "relay-poll-interval", "RELAY_POLL_INTERVAL", outbox.DefaultPollInterval,
+		"how often an idle relay looks at the outbox without a notification")
+	s.Duration(&c.WriterBatchTimeout, "relay-writer-batch-timeout", "RELAY_WRITER_BATCH_TIMEOUT",
+		outbox.DefaultWriterBatchTimeout, "how long the Kafka writer waits to fill a batch (latency floor)")
+}
+
+var topicRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+
+// Validate reports the first setting that is wrong, by name.
+func (c *relayConfig) Validate() error {
+	if err := c.validate(); err != nil {
+		return err
+	}
+	k := c.Kafka
+	k.SetDefaults()
+	if err := k.Validate(); err != nil {
+		return fmt.Errorf("KAFKA_* settings: %w", err)
+	}
+	switch {
+	case c.Topic == "":
+		return errors.New("KAFKA_TOPIC (--kafka-topic): required")
+	case !topicRE.MatchString(c.Topic) || strings.Trim(c.Topic, ".") == "":
+		return fmt.Errorf("KAFKA_TOPIC (--kafka-topic): %q is not a Kafka topic name (letters, digits, . _ -; at most 249)", c.Topic)
+	case c.BatchSize <= 0:
+		return fmt.Errorf("RELAY_BATCH_SIZE (--relay-batch-size): must be positive, got %d", c.BatchSize)
+	case c.PollInterval <= 0:
+		return fmt.Errorf("RELAY_POLL_INTERVAL (--relay-poll-interval): must be positive, got %s", c.PollInterval)
+	case c.WriterBatchTimeout <= 0:
+		return fmt.Errorf("RELAY_WRITER_BATCH_TIMEOUT (--relay-writer-batch-timeout): must be positive, got %s", c.WriterBatchTimeout)
+	}
+	o := c.outbox()
+	o.SetDefaults()
+	if err := o.Validate(); err != nil {
+		return fmt.Errorf("relay settings: %w", err)
+	}
+	return nil
+}
+
+// outbox is the relay's configuration; the outbox package's defaults fill
+// what the settings leave out.
+func (c *relayConfig) outbox() outbox.Config {
+	return outbox.Config{
+		Topic: c.Topic, BatchSize: c.BatchSize,
+		PollInterval: c.PollInterval, WriterBatchTimeout: c.WriterBatchTimeout,
+	}
+}
+
+func (c *relayConfig) MarshalZerologObject(e *zerolog.Event) {
+	c.commonConfig.MarshalZerologObject(e)
+	e.Str("kafka", c.Kafka.String()).Str("topic", c.Topic).Int("batch_size", c.BatchSize).
+		Str("poll_interval", c.PollInterval.String()).Str("writer_batch_timeout", c.WriterBatchTimeout.String())
+}

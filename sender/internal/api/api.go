@@ -1,0 +1,165 @@
+// Package api is the sender's HTTP API: SCI's services record send-invoice
+// histories and set their final e-mail status over HTTP, through package
+// history, each write in one transaction.
+//
+// Routes:
+//
+//	POST /v1/histories                       event-shaped history -> 201 {"historyId","version"} + Location
+//	PUT  /v1/histories/{historyId}/status    {"emailStatus"}      -> 200 {"historyId","version"}
+//	GET  /healthz                            liveness             -> 200 {"status":"ok"}
+//
+// Every error answers {"error": "...", "fields": [{"field", "problem"}]},
+// fields present when a field is at fault:
+//
+//	400 the body is not one JSON object, has an unknown field, or the path id is not a positive integer
+//	404 the history does not exist
+//	413 the body is larger than the limit
+//	415 the Content-Type is not application/json
+//	422 a field has the wrong JSON type or a value the contract refuses
+//	503 the database is unreachable; retry
+//	500 anything else (logged)
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/invoicesync/invoicesync/pkg/db"
+	"github.com/invoicesync/invoicesync/sender/history"
+)
+
+// DefaultMaxBodyBytes is the default request body limit: 1 MiB.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Config tunes the handler.
+type Config struct {
+	// MaxBodyBytes caps a request body; larger ones get 413. Default 1 MiB.
+	MaxBodyBytes int64
+}
+
+// SetDefaults fills the zero fields with their defaults.
+func (c *Config) SetDefaults() {
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+}
+
+// Validate reports the first setting that is wrong, by name.
+func (c *Config) Validate() error {
+	if c.MaxBodyBytes < 0 {
+		return fmt.Errorf("max body bytes: must be positive, got %d", c.MaxBodyBytes)
+	}
+	return nil
+}
+
+type handler struct {
+	pool    db.Beginner
+	log     zerolog.Logger
+	maxBody int64
+}
+
+// NewHandler returns the API's handler; each write begins its transaction
+// on pool.
+func NewHandler(cfg Config, pool db.Beginner, log zerolog.Logger) (http.Handler, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	h := &handler{pool: pool, log: log, maxBody: cfg.MaxBodyBytes}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/histories", h.record)
+	mux.HandleFunc("PUT /v1/histories/{historyId}/status", h.setStatus)
+	mux.HandleFunc("GET /healthz", h.healthz)
+	return h.logRequests(mux), nil
+}
+
+func (h *handler) record(w http.ResponseWriter, r *http.Request) {
+	in, err := decodeHistory(w, r, h.maxBody)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var rec history.Recorded
+	err = db.InTx(r.Context(), h.pool, func(tx pgx.Tx) error {
+		rec, err = history.Record(r.Context(), tx, in)
+		return err
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	noteHistory(r, rec.HistoryID)
+	w.Header().Set("Location", "/v1/histories/"+strconv.FormatInt(rec.HistoryID, 10))
+	writeJSON(w, http.StatusCreated, rec)
+}
+
+// statusResponse answers a status update.
+type statusResponse struct {
+	HistoryID int64 `json:"historyId"`
+	Version   int64 `json:"version"`
+}
+
+func (h *handler) setStatus(w http.ResponseWriter, r *http.Request) {
+	raw := r.PathValue("historyId")
+	id, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || id <= 0 {
+		h.fail(w, r, badRequest("historyId in the path must be a positive integer",
+			history.FieldProblem{Field: "historyId", Problem: fmt.Sprintf("must be a positive integer, got %q", raw)}))
+		return
+	}
+	noteHistory(r, id)
+	status, err := decodeStatus(w, r, h.maxBody)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	var version int64
+	err = db.InTx(r.Context(), h.pool, func(tx pgx.Tx) error {
+		version, err = history.SetStatus(r.Context(), tx, id, status)
+		return err
+	})
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, statusResponse{HistoryID: id, Version: version})
+}
+
+func (h *handler) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// errorBody is every error response.
+type errorBody struct {
+	Error  string                 `json:"error"`
+	Fields []history.FieldProblem `json:"fields,omitempty"`
+}
+
+// fail answers err and records it for the request log line, the one place
+// it is logged.
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	noteError(r, err)
+	var reqErr *requestError
+	var verr *history.ValidationError
+	switch {
+	case errors.As(err, &reqErr):
+		writeJSON(w, reqErr.status, errorBody{Error: reqErr.msg, Fields: reqErr.fields})
+	case errors.As(err, &verr):
+		writeJSON(w, http.StatusUnprocessableEntity, errorBody{Error: verr.Error(), Fields: verr.Fields})
+	case errors.Is(err, history.ErrNotFound):
+		writeJSON(w, http.StatusNotFound, errorBody{Error: err.Error()})
+	case r.Context().Err() != nil:
+		// The client went away; nobody reads the answer.
+		w.WriteHeader(http.StatusServiceUnavailable)
+	case db.IsTransient(err):
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "database unavailable: retry later"})
+	default:
+		writeJSON(w, http.StatusInternalServerError, errorBody{Error: "internal error"})
+	}
+}
