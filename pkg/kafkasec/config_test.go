@@ -1,8 +1,12 @@
 package kafkasec
 
 import (
+	"errors"
+	"io"
 	"strings"
 	"testing"
+
+	"github.com/segmentio/kafka-go"
 )
 
 func TestValidateNamesTheSetting(t *testing.T) {
@@ -50,5 +54,16 @@ func TestParseBrokers(t *testing.T) {
 	got := ParseBrokers(" a:1, ,b:2,")
 	if len(got) != 2 || got[0] != "a:1" || got[1] != "b:2" {
 		t.Fatalf("ParseBrokers = %q", got)
+	}
+}
+
+// kafka-go's WriteErrors has no Unwrap: WriteCause must expose the causes.
+func TestWriteCauseUnwrapsWriteErrors(t *testing.T) {
+	err := WriteCause(kafka.WriteErrors{nil, kafka.SASLAuthenticationFailed, kafka.SASLAuthenticationFailed, io.ErrUnexpectedEOF})
+	if !errors.Is(err, kafka.SASLAuthenticationFailed) || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("WriteCause = %v: causes not reachable with errors.Is", err)
+	}
+	if plain := errors.New("x"); WriteCause(plain) != plain {
+		t.Fatal("WriteCause changed an error that is not WriteErrors")
 	}
 }

@@ -136,6 +136,7 @@ func (c *Conn) explain(broker string, err error, duringAuth bool) error {
 	if err == nil {
 		return nil
 	}
+	err = WriteCause(err)
 	if broker == "" {
 		broker = strings.Join(c.cfg.Brokers, ",")
 	}
@@ -174,4 +175,45 @@ func isAuthFailure(err error, eofMeansAuth bool) bool {
 		return true
 	}
 	return strings.Contains(err.Error(), "unexpected EOF")
+}
+
+// WriteCause flattens kafka-go's WriteErrors (one entry per message, and no
+// Unwrap) into its distinct causes, so errors.Is can see them. Other errors
+// are returned unchanged.
+func WriteCause(err error) error {
+	var we kafka.WriteErrors
+	if !errors.As(err, &we) {
+		return err
+	}
+	seen := map[string]bool{}
+	var causes []error
+	for _, e := range we {
+		if e != nil && !seen[e.Error()] {
+			seen[e.Error()] = true
+			causes = append(causes, e)
+		}
+	}
+	return fmt.Errorf("%d of %d messages not written: %w", we.Count(), len(we), errors.Join(causes...))
+}
+
+// CheckTopics reports, by name, any of topics the cluster does not have, so
+// a process fails at startup instead of retrying writes to nowhere.
+func (c *Conn) CheckTopics(ctx context.Context, topics ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+	defer cancel()
+	md, err := c.Client().Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("kafka metadata for topics %v: %w", topics, c.Explain("", err))
+	}
+	var missing []string
+	for _, t := range md.Topics {
+		if t.Error != nil || len(t.Partitions) == 0 {
+			missing = append(missing, t.Name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("kafka topic %s does not exist on %s: create it (see README, Topics) or fix KAFKA_TOPIC",
+			strings.Join(missing, ", "), strings.Join(c.cfg.Brokers, ","))
+	}
+	return nil
 }

@@ -74,3 +74,15 @@ func TestCheckNamesUnreachableBroker(t *testing.T) {
 		t.Fatalf("refused connection reported as authentication failure: %v", err)
 	}
 }
+
+func TestCheckTopicsNamesMissingTopic(t *testing.T) {
+	k := testsupport.NewKafka(t)
+	have := k.Topic(t, "present", 1)
+	if err := k.Conn.CheckTopics(context.Background(), have); err != nil {
+		t.Fatalf("CheckTopics(existing) = %v", err)
+	}
+	err := k.Conn.CheckTopics(context.Background(), have, "no-such-topic")
+	if err == nil || !strings.Contains(err.Error(), "no-such-topic") || strings.Contains(err.Error(), have+",") {
+		t.Fatalf("CheckTopics = %v, want an error naming only no-such-topic", err)
+	}
+}

@@ -22,11 +22,13 @@
 package history
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/invoicesync/invoicesync/pkg/contract"
@@ -37,6 +39,10 @@ import (
 const (
 	recordSQL    = `SELECT record_send_invoice_history($1::jsonb)`
 	setStatusSQL = `SELECT set_send_invoice_history_status($1, $2)`
+	getSQL       = `SELECT jsonb_build_object('historyId', history_id, 'emailStatus', email_status,
+		'sentAt', sent_at, 'senderOfficeName', sender_office_name, 'destinationCode', destination_code,
+		'senderCustomerId', sender_customer_id, 'senderOfficeId', sender_office_id, 'forms', forms), version
+		FROM aggregate_history_form WHERE history_id = $1`
 )
 
 // PostgreSQL error codes the database functions raise.
@@ -101,27 +107,33 @@ func SetStatus(ctx context.Context, q db.Querier, historyID int64, status string
 	return version, nil
 }
 
-// validateDraft runs the contract's checks and those the contract leaves
-// out: an amount must be a JSON number, as it is sent to the database in
-// JSON (contract.ParseAmount also takes fractions such as "1/2").
+// validateDraft runs the contract's checks, naming every field at fault.
 func validateDraft(h *contract.History) error {
-	var v ValidationError
 	if err := h.ValidateDraft(); err != nil {
-		v.Fields = fromContract(err)
-	}
-	for i, f := range h.Forms {
-		if f.TotalAmount != "" && !isJSONNumber(string(f.TotalAmount)) {
-			v.add(fmt.Sprintf("forms[%d].totalAmount", i), fmt.Sprintf("%q is not a JSON number", string(f.TotalAmount)))
-		}
-	}
-	if len(v.Fields) > 0 {
-		return &v
+		return &ValidationError{Fields: fromContract(err)}
 	}
 	return nil
 }
 
-func isJSONNumber(s string) bool {
-	return s != "" && (s[0] == '-' || (s[0] >= '0' && s[0] <= '9')) && json.Valid([]byte(s))
+// Get returns the current state of history historyID as it was last
+// published (the aggregate row) and its version.
+func Get(ctx context.Context, q db.Querier, historyID int64) (contract.History, int64, error) {
+	var payload []byte
+	var version int64
+	err := q.QueryRow(ctx, getSQL, historyID).Scan(&payload, &version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return contract.History{}, 0, fmt.Errorf("%w: historyId %d", ErrNotFound, historyID)
+	}
+	if err != nil {
+		return contract.History{}, 0, fmt.Errorf("get send-invoice history: %w", err)
+	}
+	var h contract.History
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if err := dec.Decode(&h); err != nil {
+		return contract.History{}, 0, fmt.Errorf("get send-invoice history: decode: %w", err)
+	}
+	return h, version, nil
 }
 
 // translate turns the database functions' errors into this package's.

@@ -6,6 +6,7 @@
 //
 //	POST /v1/histories                       event-shaped history -> 201 {"historyId","version"} + Location
 //	PUT  /v1/histories/{historyId}/status    {"emailStatus"}      -> 200 {"historyId","version"}
+//	GET  /v1/histories/{historyId}                                -> 200 {"version","history"} as last published
 //	GET  /healthz                            liveness             -> 200 {"status":"ok"}
 //
 // Every error answers {"error": "...", "fields": [{"field", "problem"}]},
@@ -29,6 +30,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/invoicesync/invoicesync/pkg/contract"
 	"github.com/invoicesync/invoicesync/pkg/db"
 	"github.com/invoicesync/invoicesync/sender/history"
 )
@@ -57,15 +59,22 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// Pool is what the handler needs of the database: transactions for writes,
+// plain queries for reads. *pgxpool.Pool is one.
+type Pool interface {
+	db.Beginner
+	db.Querier
+}
+
 type handler struct {
-	pool    db.Beginner
+	pool    Pool
 	log     zerolog.Logger
 	maxBody int64
 }
 
 // NewHandler returns the API's handler; each write begins its transaction
 // on pool.
-func NewHandler(cfg Config, pool db.Beginner, log zerolog.Logger) (http.Handler, error) {
+func NewHandler(cfg Config, pool Pool, log zerolog.Logger) (http.Handler, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -74,6 +83,7 @@ func NewHandler(cfg Config, pool db.Beginner, log zerolog.Logger) (http.Handler,
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/histories", h.record)
 	mux.HandleFunc("PUT /v1/histories/{historyId}/status", h.setStatus)
+	mux.HandleFunc("GET /v1/histories/{historyId}", h.get)
 	mux.HandleFunc("GET /healthz", h.healthz)
 	return h.logRequests(mux), nil
 }
@@ -104,12 +114,42 @@ type statusResponse struct {
 	Version   int64 `json:"version"`
 }
 
-func (h *handler) setStatus(w http.ResponseWriter, r *http.Request) {
+// pathID parses the {historyId} path value.
+func pathID(r *http.Request) (int64, error) {
 	raw := r.PathValue("historyId")
 	id, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil || id <= 0 {
-		h.fail(w, r, badRequest("historyId in the path must be a positive integer",
-			history.FieldProblem{Field: "historyId", Problem: fmt.Sprintf("must be a positive integer, got %q", raw)}))
+		return 0, badRequest("historyId in the path must be a positive integer",
+			history.FieldProblem{Field: "historyId", Problem: fmt.Sprintf("must be a positive integer, got %q", raw)})
+	}
+	return id, nil
+}
+
+// getResponse is a history as last published.
+type getResponse struct {
+	Version int64            `json:"version"`
+	History contract.History `json:"history"`
+}
+
+func (h *handler) get(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	noteHistory(r, id)
+	hist, version, err := history.Get(r.Context(), h.pool, id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, getResponse{Version: version, History: hist})
+}
+
+func (h *handler) setStatus(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		h.fail(w, r, err)
 		return
 	}
 	noteHistory(r, id)

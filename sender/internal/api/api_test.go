@@ -195,3 +195,33 @@ func TestRecordThenSetStatus(t *testing.T) {
 		t.Fatalf("GET /healthz = %d", w.Code)
 	}
 }
+
+func TestGetReturnsPublishedState(t *testing.T) {
+	h, _ := newTestHandler(t)
+	w := do(h, http.MethodPost, "/v1/histories", "application/json", strings.NewReader(seedBody))
+	if w.Code != http.StatusCreated {
+		t.Fatalf("POST = %d %s", w.Code, w.Body)
+	}
+	loc := w.Header().Get("Location")
+	w = do(h, http.MethodGet, loc, "", nil)
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET %s = %d %s", loc, w.Code, w.Body)
+	}
+	var got struct {
+		Version int64            `json:"version"`
+		History contract.History `json:"history"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != 1 || got.History.EmailStatus != contract.StatusSent || got.History.DestinationCode != "CUST-001" ||
+		len(got.History.Forms) != 1 || got.History.Forms[0].IssueDate != 1686110218222 {
+		t.Fatalf("GET %s body = %+v", loc, got)
+	}
+	if err := got.History.Validate(); err != nil {
+		t.Fatalf("published state does not validate: %v", err)
+	}
+	if w := do(h, http.MethodGet, "/v1/histories/999999", "", nil); w.Code != http.StatusNotFound {
+		t.Fatalf("GET unknown = %d", w.Code)
+	}
+}

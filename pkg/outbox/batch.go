@@ -1,0 +1,245 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/invoicesync/invoicesync/pkg/contract"
+	"github.com/invoicesync/invoicesync/pkg/logging"
+)
+
+// row is one outbox row.
+type row struct {
+	id            int64
+	eventID       string
+	aggregateType string
+	aggregateID   string
+	eventType     string
+	version       int64
+	payload       []byte
+	occurredAt    time.Time
+}
+
+// batch is what one round publishes: the messages and the outbox ids they
+// came from, in id order.
+type batch struct {
+	msgs []kafka.Message
+	ids  []int64
+}
+
+// publishError is a failure to publish: the relay keeps its leadership and
+// retries, where a database error costs it the connection.
+type publishError struct {
+	err         error
+	count       int
+	first, last int64
+}
+
+func (e *publishError) Error() string { return e.err.Error() }
+
+// drain publishes batches while this session leads: at once while batches
+// come back full, otherwise after a NOTIFY or PollInterval. It returns nil
+// when ctx ends, and the error when the database fails (the session is then
+// dropped) or when Run must end.
+func (r *Relay) drain(ctx context.Context, s *session, w *kafka.Writer, bo *backoff) error {
+	bo.reset()
+	for ctx.Err() == nil {
+		n, err := r.round(ctx, s.conn, w)
+		var pe *publishError
+		switch {
+		case errors.As(err, &pe):
+			r.stats.errors.Add(1)
+			d := bo.next()
+			r.log.Error().Err(pe.err).Int("count", pe.count).Int64("first_id", pe.first).
+				Int64("last_id", pe.last).Dur("retry_in", d).Msg("publish failed: nothing deleted, retrying")
+			sleep(ctx, d)
+			continue
+		case err != nil:
+			return err
+		}
+		bo.reset()
+		if n >= r.cfg.BatchSize {
+			continue
+		}
+		if err := s.wait(ctx, r.cfg.PollInterval); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// round reads the oldest rows, publishes them and deletes them, and reports
+// how many rows it read.
+func (r *Relay) round(ctx context.Context, conn *pgx.Conn, w *kafka.Writer) (int, error) {
+	rows, err := r.fetch(ctx, conn)
+	if err != nil {
+		return 0, err
+	}
+	b := r.encode(rows)
+	if len(b.msgs) == 0 {
+		return len(rows), nil
+	}
+	first, last := b.ids[0], b.ids[len(b.ids)-1]
+	// The batch in flight is finished even when ctx ends: it is bounded by
+	// WriteTimeout, and a publish without its delete is a duplicate later.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.WriteTimeout)
+	defer cancel()
+	if err := w.WriteMessages(pctx, b.msgs...); err != nil {
+		return 0, &publishError{fmt.Errorf("publish: %w", r.kafka.Explain("", err)), len(b.ids), first, last}
+	}
+	r.stats.published.Add(uint64(len(b.msgs)))
+	if r.afterPublish != nil {
+		if err := r.afterPublish(); err != nil {
+			return 0, &fatalError{fmt.Errorf("after publish: %w", err)}
+		}
+	}
+	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.WriteTimeout)
+	defer dcancel()
+	if _, err := conn.Exec(dctx, "DELETE FROM "+r.table+" WHERE id = ANY($1)", b.ids); err != nil {
+		return 0, fmt.Errorf("delete %d published events (outbox ids %d..%d; they will be published again): %w",
+			len(b.ids), first, last, err)
+	}
+	r.stats.batches.Add(1)
+	if e := r.log.Debug(); e.Enabled() {
+		e.Int("count", len(b.ids)).Int64("first_id", first).Int64("last_id", last).
+			Strs("event_ids", eventIDs(b.msgs)).Msg("published")
+	}
+	return len(rows), nil
+}
+
+// fetch reads the oldest rows, leaving out the aggregates held back.
+func (r *Relay) fetch(ctx context.Context, conn *pgx.Conn) ([]row, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
+	defer cancel()
+	rows, err := conn.Query(ctx, `SELECT id, event_id::text, aggregate_type, aggregate_id, event_type,
+	        version, payload, occurred_at
+	   FROM `+r.table+`
+	  WHERE aggregate_id <> ALL($1::text[])
+	  ORDER BY id
+	  LIMIT $2`, r.held.list(time.Now()), r.cfg.BatchSize)
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(rs pgx.CollectableRow) (row, error) {
+		var x row
+		err := rs.Scan(&x.id, &x.eventID, &x.aggregateType, &x.aggregateID, &x.eventType,
+			&x.version, &x.payload, &x.occurredAt)
+		return x, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read outbox: %w", err)
+	}
+	return out, nil
+}
+
+// encode turns rows into messages. A row that breaks the envelope contract
+// holds back its aggregate: neither it nor a later row of that aggregate is
+// published (that would reorder the aggregate), and all stay in the table.
+func (r *Relay) encode(rows []row) batch {
+	b := batch{msgs: make([]kafka.Message, 0, len(rows)), ids: make([]int64, 0, len(rows))}
+	var stuck map[string]bool
+	for i := range rows {
+		x := &rows[i]
+		if stuck[x.aggregateID] {
+			continue
+		}
+		m, err := message(x)
+		if err != nil {
+			if stuck == nil {
+				stuck = map[string]bool{}
+			}
+			stuck[x.aggregateID] = true
+			r.hold(x, err)
+			continue
+		}
+		b.msgs = append(b.msgs, m)
+		b.ids = append(b.ids, x.id)
+	}
+	return b
+}
+
+// hold records and reports an event that cannot be published.
+func (r *Relay) hold(x *row, err error) {
+	r.held.add(x.aggregateID, time.Now())
+	r.stats.errors.Add(1)
+	r.stats.poison.Add(1)
+	r.log.Error().Err(err).Int64("outbox_id", x.id).Str(logging.FieldEventID, x.eventID).
+		Str(logging.FieldAggregateID, x.aggregateID).Str("aggregate_type", x.aggregateType).
+		Int64("version", x.version).Dur("retry_in", r.cfg.MaxBackoff).
+		Msg("event breaks the envelope contract: its aggregate is held back (fix or delete the outbox row)")
+}
+
+// message builds the Kafka message of one row: keyed by aggregate id, the
+// envelope as value, the envelope's fields also as headers.
+func message(x *row) (kafka.Message, error) {
+	env := contract.Envelope{
+		EventID:       x.eventID,
+		EventType:     x.eventType,
+		AggregateType: x.aggregateType,
+		AggregateID:   x.aggregateID,
+		Version:       x.version,
+		OccurredAt:    x.occurredAt.UTC(),
+		SchemaVersion: contract.SchemaVersion,
+		Payload:       x.payload,
+	}
+	value, err := env.Marshal()
+	if err != nil {
+		return kafka.Message{}, fmt.Errorf("encode envelope: %w", err)
+	}
+	return kafka.Message{
+		Key:   []byte(x.aggregateID),
+		Value: value,
+		Headers: []kafka.Header{
+			{Key: contract.HeaderEventID, Value: []byte(env.EventID)},
+			{Key: contract.HeaderEventType, Value: []byte(env.EventType)},
+			{Key: contract.HeaderAggregateType, Value: []byte(env.AggregateType)},
+			{Key: contract.HeaderAggregateID, Value: []byte(env.AggregateID)},
+			{Key: contract.HeaderVersion, Value: strconv.AppendInt(nil, env.Version, 10)},
+			{Key: contract.HeaderSchemaVersion, Value: []byte(env.SchemaVersion)},
+			{Key: contract.HeaderOccurredAt, Value: []byte(env.OccurredAt.Format(time.RFC3339Nano))},
+		},
+	}, nil
+}
+
+func eventIDs(msgs []kafka.Message) []string {
+	out := make([]string, len(msgs))
+	for i := range msgs {
+		out[i] = string(msgs[i].Headers[0].Value)
+	}
+	return out
+}
+
+// held is the set of aggregates held back because one of their events
+// could not be encoded. It empties after retry so those events are looked
+// at again (someone may have fixed the row).
+type held struct {
+	retry time.Duration
+	ids   map[string]struct{}
+	until time.Time
+}
+
+func (h *held) add(aggregateID string, now time.Time) {
+	if len(h.ids) == 0 {
+		h.ids = map[string]struct{}{}
+		h.until = now.Add(h.retry)
+	}
+	h.ids[aggregateID] = struct{}{}
+}
+
+// list returns the aggregates held back now, never nil.
+func (h *held) list(now time.Time) []string {
+	if now.After(h.until) {
+		clear(h.ids)
+	}
+	out := make([]string, 0, len(h.ids))
+	for id := range h.ids {
+		out = append(out, id)
+	}
+	return out
+}

@@ -1,0 +1,155 @@
+package outbox
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Defaults of Config.
+const (
+	DefaultTable              = "transaction_outbox"
+	DefaultChannel            = "transaction_outbox"
+	DefaultBatchSize          = 500
+	DefaultPollInterval       = time.Second
+	DefaultWriterBatchTimeout = time.Millisecond
+	DefaultWriteTimeout       = 10 * time.Second
+	DefaultMinBackoff         = 100 * time.Millisecond
+	DefaultMaxBackoff         = 10 * time.Second
+)
+
+// Config tells a Relay which outbox to drain and where to publish it.
+type Config struct {
+	// Table is the outbox table, optionally schema-qualified
+	// ("public.transaction_outbox"). Default "transaction_outbox".
+	Table string
+	// Channel is the NOTIFY channel the table's insert trigger signals.
+	// Default "transaction_outbox".
+	Channel string
+	// Topic is the Kafka topic every event of the table goes to. Required.
+	Topic string
+	// BatchSize caps the rows read, published and deleted at once. Default 500.
+	BatchSize int
+	// PollInterval is how long an idle leader waits for a NOTIFY before it
+	// looks at the table anyway, and how often a standby retries the lock.
+	// Default 1s.
+	PollInterval time.Duration
+	// WriterBatchTimeout is kafka-go's Writer.BatchTimeout: how long the
+	// writer waits for a partition batch to fill. Its kafka-go default (1s)
+	// would be the relay's latency floor. Default 1ms.
+	WriterBatchTimeout time.Duration
+	// WriteTimeout bounds one publish to Kafka and each statement on the
+	// database; on shutdown the in-flight batch gets this long to finish.
+	// Default 10s.
+	WriteTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the exponential, jittered wait after a
+	// failure. MaxBackoff is also how long the events of an aggregate stay
+	// held back after one of them could not be encoded, before the relay
+	// looks again. Defaults 100ms and 10s.
+	MinBackoff, MaxBackoff time.Duration
+	// LockKey is the PostgreSQL advisory lock that elects the one publishing
+	// relay among replicas. Default (0): derived from Table, so relays of
+	// different outboxes in one database do not exclude each other.
+	LockKey int64
+}
+
+// SetDefaults fills the zero fields with their defaults.
+func (c *Config) SetDefaults() {
+	if c.Table == "" {
+		c.Table = DefaultTable
+	}
+	if c.Channel == "" {
+		c.Channel = DefaultChannel
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.WriterBatchTimeout == 0 {
+		c.WriterBatchTimeout = DefaultWriterBatchTimeout
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.MinBackoff == 0 {
+		c.MinBackoff = DefaultMinBackoff
+	}
+	if c.MaxBackoff == 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.LockKey == 0 {
+		c.LockKey = lockKey(c.Table)
+	}
+}
+
+// Validate reports the first setting that is missing or wrong, by name.
+func (c *Config) Validate() error {
+	if _, err := tableIdent(c.Table); err != nil {
+		return fmt.Errorf("outbox table: %w", err)
+	}
+	if !identRE.MatchString(c.Channel) {
+		return fmt.Errorf("outbox channel: %q is not a plain identifier (letters, digits, _; at most 63)", c.Channel)
+	}
+	if c.Topic == "" {
+		return errors.New("outbox topic: required")
+	}
+	if !topicRE.MatchString(c.Topic) || c.Topic == "." || c.Topic == ".." {
+		return fmt.Errorf("outbox topic: %q is not a legal Kafka topic name (letters, digits, . _ -; at most 249)", c.Topic)
+	}
+	if c.BatchSize <= 0 {
+		return fmt.Errorf("outbox batch size: must be positive, got %d", c.BatchSize)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"outbox poll interval", c.PollInterval},
+		{"outbox writer batch timeout", c.WriterBatchTimeout},
+		{"outbox write timeout", c.WriteTimeout},
+		{"outbox min backoff", c.MinBackoff},
+		{"outbox max backoff", c.MaxBackoff},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s: must be positive, got %s", d.name, d.v)
+		}
+	}
+	if c.MaxBackoff < c.MinBackoff {
+		return fmt.Errorf("outbox max backoff: %s is below min backoff %s", c.MaxBackoff, c.MinBackoff)
+	}
+	return nil
+}
+
+var (
+	// identRE is an unquoted PostgreSQL identifier; anything else is refused
+	// rather than escaped, so a table name never carries surprises.
+	identRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+	topicRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+)
+
+// tableIdent validates a [schema.]table name and returns it quoted for SQL.
+func tableIdent(name string) (string, error) {
+	parts := strings.Split(name, ".")
+	if len(parts) > 2 {
+		return "", fmt.Errorf("%q has more than schema.table", name)
+	}
+	for _, p := range parts {
+		if !identRE.MatchString(p) {
+			return "", fmt.Errorf("%q is not a plain identifier (letters, digits, _; at most 63 per part)", name)
+		}
+	}
+	return pgx.Identifier(parts).Sanitize(), nil
+}
+
+// lockKey derives the default advisory lock key from the table name.
+func lockKey(table string) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("invoicesync/outbox/" + table))
+	return int64(h.Sum64()) //nolint:gosec // any 64-bit value is a valid key
+}

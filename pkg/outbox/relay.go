@@ -1,0 +1,288 @@
+// Package outbox is the transactional-outbox relay: it publishes the rows of
+// an outbox table to a Kafka topic and deletes them once the broker has
+// acknowledged them.
+//
+// Guarantees, and why they hold:
+//   - Nothing is lost: a row is deleted only after the whole batch it belongs
+//     to was acknowledged by every in-sync replica (acks=all). A crash in
+//     between publishes the row again: delivery is at least once, and
+//     consumers deduplicate on event id and version.
+//   - No late commit is skipped: the relay keeps no id cursor. It always
+//     reads the oldest rows still present, so a transaction that took its id
+//     early and committed late is published when it commits, and a rolled
+//     back one never existed.
+//   - Per-aggregate order: the rows of one aggregate commit in version order
+//     (the writer holds the aggregate's row lock) and so get increasing ids;
+//     the relay publishes in id order, keyed by aggregate id (one partition),
+//     and finishes a batch before it reads the next.
+//   - One publisher: replicas elect a leader with a session-level advisory
+//     lock on a dedicated connection; losing that connection is losing the
+//     leadership, and the relay stops publishing until it has it again.
+//   - Low latency: the leader LISTENs on the table's NOTIFY channel and polls
+//     only as a fallback.
+//
+// An event that cannot be encoded (it breaks the envelope contract) is not
+// deleted and does not stop the relay: it and every later event of its
+// aggregate are held back in the table, logged at error level and looked at
+// again after MaxBackoff, while other aggregates flow. Fix or delete the row
+// by hand to release the aggregate.
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/invoicesync/invoicesync/pkg/kafkasec"
+)
+
+// Relay publishes one outbox table to one topic. Build it with New and call
+// Run once; run one per replica, and the replicas elect one leader.
+type Relay struct {
+	cfg   Config
+	table string // quoted for SQL
+	pool  *pgxpool.Pool
+	kafka *kafkasec.Conn
+	log   zerolog.Logger
+	stats counters
+	held  held
+
+	// afterPublish, when set (tests only), runs after a batch was published
+	// and before it is deleted; an error from it ends Run with that error,
+	// as a crash at that point would.
+	afterPublish func() error
+}
+
+// Stats is a snapshot of a relay's counters since it was built.
+type Stats struct {
+	// Leader says whether this relay holds the lock and publishes.
+	Leader bool
+	// Published counts events acknowledged by the broker (with duplicates
+	// after a retry or a failover).
+	Published uint64
+	// Batches counts batches published and deleted.
+	Batches uint64
+	// Errors counts failures: database, Kafka and undecodable events.
+	Errors uint64
+	// Held counts the times an event could not be encoded and its aggregate
+	// was held back.
+	Held uint64
+}
+
+type counters struct {
+	leader                             atomic.Bool
+	published, batches, errors, poison atomic.Uint64
+}
+
+// New validates cfg (after filling its defaults) and builds a relay that
+// reads through pool's configuration and publishes through conn.
+func New(cfg Config, pool *pgxpool.Pool, conn *kafkasec.Conn, log zerolog.Logger) (*Relay, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if pool == nil {
+		return nil, errors.New("outbox relay: database pool is required")
+	}
+	if conn == nil {
+		return nil, errors.New("outbox relay: kafka connection is required")
+	}
+	table, _ := tableIdent(cfg.Table) // validated above
+	return &Relay{
+		cfg:   cfg,
+		table: table,
+		pool:  pool,
+		kafka: conn,
+		log: log.With().Str("component", "outbox-relay").Str("table", cfg.Table).
+			Str("topic", cfg.Topic).Logger(),
+		held: held{retry: cfg.MaxBackoff},
+	}, nil
+}
+
+// Stats returns the current counters. Safe to call while Run runs.
+func (r *Relay) Stats() Stats {
+	return Stats{
+		Leader:    r.stats.leader.Load(),
+		Published: r.stats.published.Load(),
+		Batches:   r.stats.batches.Load(),
+		Errors:    r.stats.errors.Load(),
+		Held:      r.stats.poison.Load(),
+	}
+}
+
+// Run checks that Kafka accepts the credentials (returning the
+// authentication error at once if not), then publishes for as long as ctx
+// lives: as the leader, or as a standby waiting for the lock. Database and
+// Kafka failures are logged and retried with backoff. When ctx is cancelled
+// the batch in flight is published and deleted (each bounded by
+// WriteTimeout), everything is closed and Run returns nil.
+func (r *Relay) Run(ctx context.Context) error {
+	if err := r.checkKafka(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("outbox relay: %w", err)
+	}
+	w := r.newWriter()
+	l := &loop{r: r, w: w, bo: backoff{min: r.cfg.MinBackoff, max: r.cfg.MaxBackoff}}
+	defer l.close()
+	r.log.Info().Int("batch_size", r.cfg.BatchSize).Dur("poll_interval", r.cfg.PollInterval).
+		Msg("outbox relay starting")
+	for ctx.Err() == nil {
+		if err := l.step(ctx); err != nil {
+			return err
+		}
+	}
+	r.log.Info().Msg("outbox relay stopped")
+	return nil
+}
+
+// checkKafka fails fast on wrong credentials or a missing topic.
+func (r *Relay) checkKafka(ctx context.Context) error {
+	if err := r.kafka.Check(ctx); err != nil {
+		return err
+	}
+	return r.kafka.CheckTopics(ctx, r.cfg.Topic)
+}
+
+// newWriter builds the one long-lived writer. Retries belong to the relay
+// (logged, with backoff), so kafka-go tries once: that also bounds how long
+// Close waits for a write in flight to one WriteTimeout.
+func (r *Relay) newWriter() *kafka.Writer {
+	return &kafka.Writer{
+		Addr:         kafka.TCP(r.kafka.Brokers()...),
+		Topic:        r.cfg.Topic,
+		Balancer:     &kafka.Murmur2Balancer{}, // the Java client's key hashing
+		RequiredAcks: kafka.RequireAll,
+		BatchSize:    r.cfg.BatchSize,
+		BatchTimeout: r.cfg.WriterBatchTimeout,
+		WriteTimeout: r.cfg.WriteTimeout,
+		ReadTimeout:  r.cfg.WriteTimeout,
+		MaxAttempts:  1,
+		Transport:    r.kafka.Transport(),
+	}
+}
+
+// loop is the state of one Run: the writer, the dedicated session (nil when
+// disconnected) and the backoff of the current failure streak.
+type loop struct {
+	r       *Relay
+	w       *kafka.Writer
+	s       *session
+	bo      backoff
+	standby bool
+}
+
+// step connects, takes the lock, or drains while leader; it returns an error
+// only when Run must end with it.
+func (l *loop) step(ctx context.Context) error {
+	r := l.r
+	if l.s == nil {
+		s, err := r.connect(ctx)
+		if err != nil {
+			l.fail(ctx, "connect to the database", err)
+			return nil
+		}
+		l.s = s
+	}
+	if !l.s.leader {
+		ok, err := l.s.lead(ctx, r.cfg.LockKey, r.cfg.Channel)
+		if err != nil {
+			l.drop(ctx, "take the outbox lock", err)
+			return nil
+		}
+		if !ok {
+			if !l.standby {
+				r.log.Info().Int64("lock_key", r.cfg.LockKey).Msg("standby: another relay holds the lock")
+				l.standby = true
+			}
+			sleep(ctx, r.cfg.PollInterval)
+			return nil
+		}
+		l.standby = false
+		r.stats.leader.Store(true)
+		r.log.Info().Int64("lock_key", r.cfg.LockKey).Msg("leader: publishing the outbox")
+	}
+	err := r.drain(ctx, l.s, l.w, &l.bo)
+	var fatal *fatalError
+	switch {
+	case errors.As(err, &fatal):
+		return fmt.Errorf("outbox relay: %w", fatal.err)
+	case err != nil && ctx.Err() == nil:
+		l.drop(ctx, "outbox database work", err)
+	}
+	return nil
+}
+
+// fail logs a failure once and waits out the backoff. A failure caused by
+// the shutdown is not one.
+func (l *loop) fail(ctx context.Context, op string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	l.r.stats.errors.Add(1)
+	d := l.bo.next()
+	l.r.log.Error().Err(err).Dur("retry_in", d).Msg(op + " failed")
+	sleep(ctx, d)
+}
+
+// drop closes the session after a database failure: the lock goes with it.
+func (l *loop) drop(ctx context.Context, op string, err error) {
+	if l.s.leader {
+		l.r.log.Warn().Msg("leadership lost with the database connection: publishing stops until it is taken again")
+	}
+	l.closeSession()
+	l.fail(ctx, op, err)
+}
+
+func (l *loop) closeSession() {
+	if l.s != nil {
+		l.s.close(l.r.cfg.WriteTimeout)
+		l.s = nil
+	}
+	l.r.stats.leader.Store(false)
+}
+
+func (l *loop) close() {
+	l.closeSession()
+	if err := l.w.Close(); err != nil {
+		l.r.log.Warn().Err(err).Msg("close kafka writer")
+	}
+}
+
+// fatalError ends Run.
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+
+// backoff is exponential with jitter: each wait lies in [d/2, d] where d
+// doubles from min up to max.
+type backoff struct{ min, max, cur time.Duration }
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur/2 + rand.N(b.cur/2+1) //nolint:gosec // jitter needs no crypto
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

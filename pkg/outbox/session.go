@@ -1,0 +1,92 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// session is the relay's dedicated database connection: outside the pool,
+// because it holds the session-level advisory lock that makes this relay the
+// leader, and LISTENs for the outbox's NOTIFY. The leader reads and deletes
+// on it too, so it cannot publish a batch it could not delete for want of a
+// connection.
+type session struct {
+	conn   *pgx.Conn
+	leader bool
+	// wake holds one pending signal: every NOTIFY received while the
+	// connection was busy collapses into it, so a burst costs one read.
+	wake chan struct{}
+}
+
+// connect opens the dedicated connection with the pool's settings.
+func (r *Relay) connect(ctx context.Context) (*session, error) {
+	s := &session{wake: make(chan struct{}, 1)}
+	cfg := r.pool.Config().ConnConfig // a copy
+	cfg.OnNotification = func(*pgconn.PgConn, *pgconn.Notification) {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(cctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	s.conn = conn
+	return s, nil
+}
+
+// lead tries to take the advisory lock without waiting. Once it has it, it
+// LISTENs before anything is read, so no commit after the first read goes
+// unsignalled. A standby does not LISTEN: it would only pile up
+// notifications.
+func (s *session) lead(ctx context.Context, key int64, channel string) (bool, error) {
+	var ok bool
+	if err := s.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok); err != nil {
+		return false, fmt.Errorf("try advisory lock: %w", err)
+	}
+	if !ok {
+		return false, nil
+	}
+	if _, err := s.conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		return false, fmt.Errorf("listen %s: %w", channel, err)
+	}
+	s.leader = true
+	return true, nil
+}
+
+// wait returns when a NOTIFY arrived (maybe earlier, while the connection
+// was busy), when d passed, or when ctx ended. Only a broken connection is
+// an error.
+func (s *session) wait(ctx context.Context, d time.Duration) error {
+	select {
+	case <-s.wake:
+		return nil
+	default:
+	}
+	wctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	// A timeout here leaves the connection usable (pgconn closes it only on
+	// other errors).
+	if err := s.conn.PgConn().WaitForNotification(wctx); err != nil && wctx.Err() == nil {
+		return fmt.Errorf("wait for notification: %w", err)
+	}
+	select {
+	case <-s.wake:
+	default:
+	}
+	return nil
+}
+
+// close ends the session; the server releases the lock with it.
+func (s *session) close(timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_ = s.conn.Close(ctx)
+}
