@@ -72,6 +72,7 @@ func commands() []command {
 		{"serve", "serve the HTTP API that records send-invoice histories", serve},
 		{"relay", "publish the transactional outbox to Kafka", relay},
 		{"migrate", "apply the pending migrations of the sender database", migrate},
+		{"healthcheck", "exit 0 when a running sender API is healthy (container health checks)", healthcheck},
 	}
 }
 
@@ -106,7 +107,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 func (c *cli) usage(w io.Writer) {
 	fmt.Fprint(w, "Usage: sender <command> [flags]\n\nCommands:\n")
 	for _, cmd := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", cmd.name, cmd.summary)
+		fmt.Fprintf(w, "  %-12s %s\n", cmd.name, cmd.summary)
 	}
-	fmt.Fprint(w, "  help     show this, or \"help <command>\" for a command's settings\n")
+	fmt.Fprint(w, "  help         show this, or \"help <command>\" for a command's settings\n")
 }

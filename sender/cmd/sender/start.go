@@ -28,10 +28,7 @@ func (c *cli) configure(s *settings.Set, args []string, name string, logCfg *set
 	s.SetOutput(c.stderr)
 	s.SetLookup(c.lookup)
 	if err := s.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return zerolog.Nop(), err
-		}
-		return zerolog.Nop(), &usageError{err}
+		return zerolog.Nop(), asUsage(err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return zerolog.Nop(), fmt.Errorf("configuration: %w", err)
@@ -60,4 +57,12 @@ func requireMigrated(ctx context.Context, pool *pgxpool.Pool) error {
 		return fmt.Errorf("the sender database has %d pending migration(s): run \"sender migrate\" first", n)
 	}
 	return nil
+}
+
+// asUsage marks a settings parse error as a usage error; help passes through.
+func asUsage(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return &usageError{err}
 }
