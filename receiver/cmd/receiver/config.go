@@ -1,0 +1,118 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/invoicesync/invoicesync/pkg/db"
+	"github.com/invoicesync/invoicesync/pkg/kafkasec"
+	"github.com/invoicesync/invoicesync/pkg/settings"
+)
+
+// Config is the receiver's whole configuration, read once from flags and
+// environment variables (a flag overrides its variable). `receiver migrate`
+// reads only DatabaseURL and Log.
+type Config struct {
+	// DatabaseURL reaches the receiver's PostgreSQL database.
+	// RECEIVER_DATABASE_URL, default postgres://invoicesync:invoicesync@127.0.0.1:5432/invoicesync_receiver.
+	DatabaseURL string
+	// HTTPAddr is where the read API listens. RECEIVER_HTTP_ADDR, default 127.0.0.1:8081.
+	HTTPAddr string
+	// Kafka reaches the brokers: KAFKA_BROKERS (default localhost:9092),
+	// KAFKA_SASL_MECHANISM (default SCRAM-SHA-512), KAFKA_SASL_USERNAME
+	// (default empty: required with SASL), KAFKA_SASL_PASSWORD, KAFKA_TLS,
+	// KAFKA_TLS_CA_FILE, KAFKA_DIAL_TIMEOUT (default 10s).
+	Kafka kafkasec.Config
+	// Topic carries the invoice history events. KAFKA_TOPIC, default sci.invoice-history.v1.
+	Topic string
+	// GroupID is the consumer group; its committed offsets are the
+	// receiver's progress. RECEIVER_GROUP_ID, default sci-receiver.
+	GroupID string
+	// Timezone is the IANA zone in which an invoice's issue instant becomes
+	// its issue date. RECEIVER_TIMEZONE, default UTC.
+	Timezone string
+	// Log is LOG_FORMAT (auto, json, console; default auto) and LOG_LEVEL
+	// (debug, info, warn, error; default info).
+	Log settings.Log
+
+	// location is Timezone, loaded by Validate.
+	location *time.Location
+}
+
+// Defaults of the settings.
+const (
+	DefaultDatabaseURL = "postgres://invoicesync:invoicesync@127.0.0.1:5432/invoicesync_receiver"
+	DefaultHTTPAddr    = "127.0.0.1:8081"
+	DefaultTopic       = "sci.invoice-history.v1"
+	DefaultGroupID     = "sci-receiver"
+	DefaultTimezone    = "UTC"
+)
+
+// scope says which settings a subcommand reads.
+type scope int
+
+const (
+	scopeDatabase scope = iota // migrate
+	scopeServe                 // serve: everything
+)
+
+// register binds the settings of scope s to c.
+func (c *Config) register(set *settings.Set, s scope) {
+	set.String(&c.DatabaseURL, "database-url", "RECEIVER_DATABASE_URL", DefaultDatabaseURL,
+		"PostgreSQL URL of the receiver database")
+	set.Log(&c.Log)
+	if s < scopeServe {
+		return
+	}
+	set.String(&c.HTTPAddr, "http-addr", "RECEIVER_HTTP_ADDR", DefaultHTTPAddr, "host:port of the read API")
+	set.Kafka(&c.Kafka)
+	c.Kafka.ClientID = "invoicesync-receiver" // names this process in the brokers' logs
+	set.String(&c.Topic, "kafka-topic", "KAFKA_TOPIC", DefaultTopic, "topic of the invoice history events")
+	set.String(&c.GroupID, "group-id", "RECEIVER_GROUP_ID", DefaultGroupID, "Kafka consumer group of the receiver")
+	set.String(&c.Timezone, "timezone", "RECEIVER_TIMEZONE", DefaultTimezone,
+		"IANA time zone of invoice issue dates, e.g. Europe/Prague")
+}
+
+// Validate checks the settings of scope s and names the one at fault.
+func (c *Config) Validate(s scope) error {
+	if c.DatabaseURL == "" {
+		return errors.New("RECEIVER_DATABASE_URL (--database-url): required")
+	}
+	if s < scopeServe {
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		return fmt.Errorf("RECEIVER_HTTP_ADDR (--http-addr): %q is not host:port", c.HTTPAddr)
+	}
+	c.Kafka.SetDefaults()
+	if err := c.Kafka.Validate(); err != nil {
+		return fmt.Errorf("%w (KAFKA_* settings)", err)
+	}
+	if c.Topic == "" {
+		return errors.New("KAFKA_TOPIC (--kafka-topic): required")
+	}
+	if c.GroupID == "" {
+		return errors.New("RECEIVER_GROUP_ID (--group-id): required")
+	}
+	loc, err := time.LoadLocation(c.Timezone)
+	if err != nil || c.Timezone == "" {
+		return fmt.Errorf("RECEIVER_TIMEZONE (--timezone): %q is not an IANA time zone name", c.Timezone)
+	}
+	c.location = loc
+	return nil
+}
+
+// MarshalZerologObject logs the configuration with secrets masked.
+func (c Config) MarshalZerologObject(e *zerolog.Event) {
+	e.Str("database_url", db.Redact(c.DatabaseURL)).
+		Str("log_format", c.Log.Format).Str("log_level", c.Log.Level)
+	if c.location == nil { // migrate
+		return
+	}
+	e.Str("http_addr", c.HTTPAddr).Str("kafka", c.Kafka.String()).Str("topic", c.Topic).
+		Str("group_id", c.GroupID).Str("timezone", c.location.String())
+}

@@ -1,0 +1,111 @@
+// Command receiver is SCI-Receiver's synchronisation service: it applies
+// the invoice history events SCI publishes to Kafka to its own PostgreSQL
+// database and serves them over a read-only HTTP API.
+//
+//	receiver serve     consume the events and serve the read API
+//	receiver migrate   apply the database migrations
+//	receiver help      show this help
+//
+// Every subcommand takes --help for its settings.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	_ "time/tzdata" // RECEIVER_TIMEZONE works without a system time zone database
+
+	"github.com/rs/zerolog"
+
+	"github.com/invoicesync/invoicesync/pkg/logging"
+	"github.com/invoicesync/invoicesync/pkg/settings"
+)
+
+const usage = `Usage: receiver <subcommand> [flags]
+
+SCI-Receiver's synchronisation service: applies SCI's invoice history events
+from Kafka to the receiver database and serves them over HTTP.
+
+Subcommands:
+  serve     consume the events and serve the read API (needs a migrated database)
+  migrate   apply the pending migrations of the receiver database
+  help      show this help
+
+Run "receiver <subcommand> --help" for its settings and environment variables.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	a := newApp(os.Stdout, os.Stderr, os.LookupEnv)
+	err := a.run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		a.log.Error().Err(err).Msg("receiver failed")
+		os.Exit(1)
+	}
+}
+
+// app is one invocation: where it writes, where it reads the environment,
+// and its logger (the configured one once a subcommand parsed its settings).
+type app struct {
+	stdout, stderr io.Writer
+	lookup         func(string) (string, bool)
+	log            zerolog.Logger
+}
+
+func newApp(stdout, stderr io.Writer, lookup func(string) (string, bool)) *app {
+	log, _ := logging.New(stderr, logging.FormatAuto, "info", "receiver")
+	return &app{stdout: stdout, stderr: stderr, lookup: lookup, log: log}
+}
+
+// run dispatches to the subcommand named by args[0].
+func (a *app) run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(a.stderr, usage)
+		return errors.New("no subcommand given (want serve, migrate or help)")
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = a.serve(ctx, args[1:])
+	case "migrate":
+		err = a.migrate(ctx, args[1:])
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(a.stdout, usage)
+		return nil
+	default:
+		return fmt.Errorf("unknown subcommand %q (want serve, migrate or help; see receiver help)", args[0])
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+// config parses and validates the settings of subcommand name, switches to
+// the configured logger and logs the configuration with secrets masked.
+func (a *app) config(name, summary string, s scope, args []string) (*Config, error) {
+	cfg := &Config{}
+	set := settings.New("receiver "+name, summary)
+	set.SetLookup(a.lookup)
+	set.SetOutput(a.stdout)
+	cfg.register(set, s)
+	if err := set.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(s); err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	log, err := logging.New(a.stderr, cfg.Log.Format, cfg.Log.Level, "receiver")
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	a.log = log
+	a.log.Info().Str("subcommand", name).Object("config", cfg).Msg("starting")
+	return cfg, nil
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// invoke runs the command with args and exactly the environment env.
+func invoke(ctx context.Context, env map[string]string, args ...string) (stdout, stderr *syncBuffer, err error) {
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	a := newApp(stdout, stderr, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	return stdout, stderr, a.run(ctx, args)
+}
+
+func TestSubcommandErrors(t *testing.T) {
+	for args, want := range map[string]string{"": "no subcommand", "bogus": `unknown subcommand "bogus"`} {
+		_, _, err := invoke(context.Background(), nil, strings.Fields(args)...)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("receiver %s = %v, want an error containing %q", args, err, want)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for args, want := range map[string][]string{
+		"help":         {"serve", "migrate"},
+		"--help":       {"serve", "migrate"},
+		"serve --help": {"RECEIVER_DATABASE_URL", "RECEIVER_HTTP_ADDR", "KAFKA_TOPIC", "RECEIVER_GROUP_ID", "RECEIVER_TIMEZONE", "KAFKA_SASL_USERNAME", "LOG_LEVEL"},
+		"migrate -h":   {"RECEIVER_DATABASE_URL", "LOG_FORMAT"},
+	} {
+		out, _, err := invoke(context.Background(), nil, strings.Fields(args)...)
+		if err != nil {
+			t.Errorf("receiver %s = %v, want success", args, err)
+		}
+		for _, w := range want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("receiver %s does not mention %s:\n%s", args, w, out)
+			}
+		}
+	}
+}
+
+func TestConfigErrorsNameTheSetting(t *testing.T) {
+	valid := map[string]string{"KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"}
+	cases := map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"no kafka user":  {map[string]string{}, "kafka sasl username"},
+		"bad timezone":   {map[string]string{"RECEIVER_TIMEZONE": "Mars/Olympus"}, "RECEIVER_TIMEZONE"},
+		"bad http addr":  {map[string]string{"RECEIVER_HTTP_ADDR": "8081"}, "RECEIVER_HTTP_ADDR"},
+		"empty topic":    {map[string]string{"KAFKA_TOPIC": ""}, "KAFKA_TOPIC"},
+		"bad log level":  {map[string]string{"LOG_LEVEL": "loud"}, "log level"},
+		"unparsable env": {map[string]string{"KAFKA_TLS": "maybe"}, "KAFKA_TLS"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			env := map[string]string{}
+			if name != "no kafka user" {
+				for k, v := range valid {
+					env[k] = v
+				}
+			}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			_, _, err := invoke(context.Background(), env, "serve")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("serve = %v, want an error naming %s", err, tc.want)
+			}
+		})
+	}
+}
