@@ -1,7 +1,7 @@
 # invoicesync: see README.md. `make help` lists the targets.
 
 SHELL := /bin/bash
-MODULES := pkg migrations sender receiver
+MODULES := pkg migrations sender receiver e2e
 PKGS := $(MODULES:%=./%/...)
 BIN := bin
 PG_URL ?= postgres://invoicesync:invoicesync@127.0.0.1:5432

@@ -60,7 +60,23 @@ wait_port() { # name host:port
   die "$1 is not listening on $2"
 }
 
-pretty() { if command -v python3 >/dev/null; then python3 -m json.tool; else cat; fi; }
+# view prints a destination's histories at the receiver as a table, with the
+# delay from the sender's commit to the receiver's apply.
+view() {
+  curl -fsS "$RECEIVER_URL/v1/destinations/$DEST/histories" | python3 -c '
+import json, sys
+from datetime import datetime
+items = json.load(sys.stdin)["items"]
+ts = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))
+print("    %-9s %-8s %-7s %12s  %-20s %s" % ("history", "status", "version", "total", "sent at", "sync delay"))
+for i in items:
+    delay = (ts(i["syncedAt"]) - ts(i["sourceOccurredAt"])).total_seconds() * 1000
+    print("    %-9s %-8s %-7s %12s  %-20s %.1f ms" % (i["historyId"], i["emailStatus"], i["sourceVersion"],
+          i["totalAmount"], i["sentAt"], delay))
+if not items:
+    print("    (none)")
+'
+}
 
 up() {
   say "PostgreSQL"
@@ -73,7 +89,8 @@ up() {
   say "Migrations"
   bin/sender migrate
   bin/receiver migrate
-  say "Services"
+  say "Services (restarted, so a rebuilt binary takes effect)"
+  stop receiver sender-relay sender-api
   start sender-api bin/sender serve
   start sender-relay bin/sender relay
   start receiver bin/receiver serve
@@ -115,18 +132,18 @@ demo() {
   c=$(post_history INVC-003 99.99 | id_of); echo "    history $c"
   wait_count 3
   say "Receiver's view of $DEST (GET $RECEIVER_URL/v1/destinations/$DEST/histories)"
-  curl -fsS "$RECEIVER_URL/v1/destinations/$DEST/histories" | pretty
+  view
   say "The mail provider reports history $b failed: PUT /v1/histories/$b/status ERROR"
   curl -fsS -X PUT "$SENDER_URL/v1/histories/$b/status" -H 'Content-Type: application/json' \
     -d '{"emailStatus":"ERROR"}'; echo
   wait_count 2
   say "Receiver's view after the ERROR: history $b is gone"
-  curl -fsS "$RECEIVER_URL/v1/destinations/$DEST/histories" | pretty
+  view
   curl -sS -o /dev/null -w "    GET /v1/histories/$b -> HTTP %{http_code}\n" "$RECEIVER_URL/v1/histories/$b"
 }
 
-down() {
-  for name in receiver sender-relay sender-api devkafka; do
+stop() { # names...
+  for name in "$@"; do
     if running "$name"; then
       kill -TERM "$(cat "$RUN/$name.pid")" 2>/dev/null || true
       for _ in $(seq 1 100); do running "$name" || break; sleep 0.1; done
@@ -136,6 +153,8 @@ down() {
     rm -f "$RUN/$name.pid"
   done
 }
+
+down() { stop receiver sender-relay sender-api devkafka; }
 
 status() {
   for name in devkafka sender-api sender-relay receiver; do

@@ -4,6 +4,7 @@
 //
 //	receiver serve     consume the events and serve the read API
 //	receiver migrate   apply the database migrations
+//	receiver healthcheck  exit 0 when a running receiver is healthy
 //	receiver help      show this help
 //
 // Every subcommand takes --help for its settings.
@@ -34,6 +35,7 @@ from Kafka to the receiver database and serves them over HTTP.
 Subcommands:
   serve     consume the events and serve the read API (needs a migrated database)
   migrate   apply the pending migrations of the receiver database
+  healthcheck  exit 0 when a running receiver answers /healthz (container health checks)
   help      show this help
 
 Run "receiver <subcommand> --help" for its settings and environment variables.
@@ -75,11 +77,13 @@ func (a *app) run(ctx context.Context, args []string) error {
 		err = a.serve(ctx, args[1:])
 	case "migrate":
 		err = a.migrate(ctx, args[1:])
+	case "healthcheck":
+		err = a.healthcheck(ctx, args[1:])
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(a.stdout, usage)
 		return nil
 	default:
-		return fmt.Errorf("unknown subcommand %q (want serve, migrate or help; see receiver help)", args[0])
+		return fmt.Errorf("unknown subcommand %q (want serve, migrate, healthcheck or help; see receiver help)", args[0])
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return nil

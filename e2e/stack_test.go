@@ -1,0 +1,228 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/invoicesync/invoicesync/pkg/testsupport"
+)
+
+var bins = struct{ sender, receiver string }{}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "invoicesync-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bins.sender = filepath.Join(dir, "sender")
+	bins.receiver = filepath.Join(dir, "receiver")
+	for out, pkg := range map[string]string{bins.sender: "github.com/invoicesync/invoicesync/sender/cmd/sender",
+		bins.receiver: "github.com/invoicesync/invoicesync/receiver/cmd/receiver"} {
+		cmd := exec.Command("go", "build", "-race", "-o", out, pkg)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: build %s: %v\n", pkg, err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// stack is one running pipeline: two databases, a topic, and the processes.
+type stack struct {
+	t           *testing.T
+	kafka       *testsupport.Kafka
+	senderDB    *testsupport.Database
+	receiverDB  *testsupport.Database
+	topic       string
+	group       string
+	env         []string
+	senderURL   string
+	receiverURL string
+	procs       map[string]*proc
+	mu          sync.Mutex
+}
+
+type proc struct {
+	cmd  *exec.Cmd
+	log  *bytes.Buffer
+	done chan error
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	s := &stack{t: t, procs: map[string]*proc{}}
+	s.senderDB = testsupport.NewDatabase(t)
+	s.receiverDB = testsupport.NewDatabase(t)
+	s.kafka = testsupport.NewKafka(t)
+	s.topic = s.kafka.Topic(t, "e2e-history", 6)
+	s.group = testsupport.Name("e2e_group")
+	senderAddr, receiverAddr := freeAddr(t), freeAddr(t)
+	s.senderURL, s.receiverURL = "http://"+senderAddr, "http://"+receiverAddr
+	kc := s.kafka.Config
+	s.env = append(os.Environ(),
+		"SENDER_DATABASE_URL="+s.senderDB.URL,
+		"RECEIVER_DATABASE_URL="+s.receiverDB.URL,
+		"SENDER_HTTP_ADDR="+senderAddr,
+		"RECEIVER_HTTP_ADDR="+receiverAddr,
+		"KAFKA_BROKERS="+strings.Join(kc.Brokers, ","),
+		"KAFKA_SASL_MECHANISM="+kc.Mechanism,
+		"KAFKA_SASL_USERNAME="+kc.Username,
+		"KAFKA_SASL_PASSWORD="+kc.Password,
+		"KAFKA_TOPIC="+s.topic,
+		"RECEIVER_GROUP_ID="+s.group,
+		"LOG_FORMAT=json",
+		"LOG_LEVEL=info",
+	)
+	s.runToEnd(bins.sender, "migrate")
+	s.runToEnd(bins.receiver, "migrate")
+	t.Cleanup(s.stopAll)
+	return s
+}
+
+// runToEnd runs a command that must exit 0.
+func (s *stack) runToEnd(bin string, args ...string) string {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = s.env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// start starts a long-running process under name.
+func (s *stack) start(name, bin string, args ...string) {
+	s.t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = s.env
+	p := &proc{cmd: cmd, log: &bytes.Buffer{}, done: make(chan error, 1)}
+	w := &lockedWriter{buf: p.log}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { p.done <- cmd.Wait() }()
+	s.mu.Lock()
+	s.procs[name] = p
+	s.mu.Unlock()
+}
+
+// startAll starts the sender API, the relay and the receiver and waits
+// until both HTTP APIs answer.
+func (s *stack) startAll() {
+	s.t.Helper()
+	s.start("sender-api", bins.sender, "serve")
+	s.start("sender-relay", bins.sender, "relay")
+	s.start("receiver", bins.receiver, "serve")
+	s.waitHealthy(s.senderURL + "/healthz")
+	s.waitHealthy(s.receiverURL + "/healthz")
+}
+
+func (s *stack) waitHealthy(url string) {
+	s.t.Helper()
+	eventually(s.t, 30*time.Second, "healthy "+url, func() bool {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+}
+
+// stop sends SIGTERM to name and waits for it to exit; it returns the exit error.
+func (s *stack) stop(name string) error {
+	s.mu.Lock()
+	p := s.procs[name]
+	delete(s.procs, name)
+	s.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		return err
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("%s did not exit within 30s of SIGTERM", name)
+	}
+}
+
+func (s *stack) stopAll() {
+	s.mu.Lock()
+	names := make([]string, 0, len(s.procs))
+	for n := range s.procs {
+		names = append(names, n)
+	}
+	s.mu.Unlock()
+	for _, n := range names {
+		s.mu.Lock()
+		p := s.procs[n]
+		s.mu.Unlock()
+		err := s.stop(n)
+		if err != nil || s.t.Failed() {
+			s.t.Logf("---- %s (exit: %v) log tail ----\n%s", n, err, tail(p.log.String(), 40))
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu  sync.Mutex
+	buf *bytes.Buffer
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
