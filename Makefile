@@ -7,8 +7,10 @@ BIN := bin
 PG_URL ?= postgres://invoicesync:invoicesync@127.0.0.1:5432
 export INVOICESYNC_TEST_DATABASE_URL ?= $(PG_URL)/postgres
 GOTEST_FLAGS ?= -race -count=1 -timeout 20m
+# Packages whose tests talk to Kafka: run again against Apache Kafka by test-apache-kafka.
+KAFKA_PKGS := ./pkg/kafkasec/... ./pkg/outbox/... ./pkg/consume/... ./receiver/... ./e2e/...
 
-.PHONY: help build test test-short fmt lint vet tidy postgres up down demo status clean
+.PHONY: help build test test-apache-kafka test-short fmt lint vet tidy postgres up down demo status clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -24,6 +26,11 @@ postgres: ## start the local PostgreSQL and create the role and databases (idemp
 
 test: postgres ## run every test against real PostgreSQL and the SCRAM broker
 	go test $(GOTEST_FLAGS) $(PKGS)
+
+test-apache-kafka: postgres ## run the Kafka tests against the official Apache Kafka broker (jars fetched with Maven, cached)
+	@./scripts/apache-kafka.sh start
+	@set -a; eval "$$(./scripts/apache-kafka.sh env)"; set +a; \
+	  go test $(GOTEST_FLAGS) $(KAFKA_PKGS); rc=$$?; ./scripts/apache-kafka.sh stop; exit $$rc
 
 test-short: ## unit tests only (no PostgreSQL needed)
 	INVOICESYNC_TEST_DATABASE_URL= go test -count=1 -short $(PKGS)
