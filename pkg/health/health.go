@@ -82,18 +82,21 @@ func (c *Checker) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		res := c.Run(r.Context())
-		status, failing := http.StatusOK, []string{}
-		for name, v := range res {
-			if v != "ok" {
-				status = http.StatusServiceUnavailable
-				failing = append(failing, name)
-			}
+	mux.HandleFunc("GET /readyz", c.Readyz)
+}
+
+// Readyz answers 200 when every check passes, 503 naming the failing ones.
+func (c *Checker) Readyz(w http.ResponseWriter, r *http.Request) {
+	res := c.Run(r.Context())
+	status, failing := http.StatusOK, []string{}
+	for name, v := range res {
+		if v != "ok" {
+			status = http.StatusServiceUnavailable
+			failing = append(failing, name)
 		}
-		sort.Strings(failing)
-		writeJSON(w, status, map[string]any{"ready": status == http.StatusOK, "checks": res, "failing": failing})
-	})
+	}
+	sort.Strings(failing)
+	writeJSON(w, status, map[string]any{"ready": status == http.StatusOK, "checks": res, "failing": failing})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

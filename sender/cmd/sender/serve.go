@@ -2,7 +2,13 @@ package main
 
 import (
 	"context"
+	"net/http"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/invoicesync/invoicesync/pkg/health"
+	"github.com/invoicesync/invoicesync/pkg/metrics"
 	"github.com/invoicesync/invoicesync/pkg/settings"
 	"github.com/invoicesync/invoicesync/sender/internal/api"
 )
@@ -24,7 +30,12 @@ func serve(ctx context.Context, c *cli, args []string) error {
 	if err := requireMigrated(ctx, pool); err != nil {
 		return err
 	}
-	h, err := api.NewHandler(api.Config{MaxBodyBytes: int64(cfg.MaxBodyBytes)}, pool, log)
+	reg := metrics.NewRegistry()
+	h, err := api.NewHandler(api.Config{
+		MaxBodyBytes: int64(cfg.MaxBodyBytes),
+		Routes:       opsRoutes(reg, pool),
+		Wrap:         func(next http.Handler) http.Handler { return metrics.InstrumentHTTP(reg, next) },
+	}, pool, log)
 	if err != nil {
 		return err
 	}
@@ -37,4 +48,15 @@ func serve(ctx context.Context, c *cli, args []string) error {
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// opsRoutes adds the operational endpoints to the API: GET /metrics
+// (Prometheus: per-route request counts and latencies, Go runtime) and
+// GET /readyz (the database answers); the API has GET /healthz itself.
+func opsRoutes(reg *prometheus.Registry, pool *pgxpool.Pool) func(*http.ServeMux) {
+	return func(mux *http.ServeMux) {
+		ready := health.New(health.Config{}, map[string]health.Check{"database": pool.Ping})
+		mux.HandleFunc("GET /readyz", ready.Readyz)
+		mux.Handle("GET /metrics", metrics.Handler(reg))
+	}
 }

@@ -42,6 +42,12 @@ const DefaultMaxBodyBytes = 1 << 20
 type Config struct {
 	// MaxBodyBytes caps a request body; larger ones get 413. Default 1 MiB.
 	MaxBodyBytes int64
+	// Routes, when set, adds the process's own routes (metrics, readiness)
+	// to the API's mux.
+	Routes func(mux *http.ServeMux)
+	// Wrap, when set, wraps the mux inside the request logging, so it sees
+	// the matched route pattern (r.Pattern), e.g. for metrics.
+	Wrap func(http.Handler) http.Handler
 }
 
 // SetDefaults fills the zero fields with their defaults.
@@ -85,7 +91,14 @@ func NewHandler(cfg Config, pool Pool, log zerolog.Logger) (http.Handler, error)
 	mux.HandleFunc("PUT /v1/histories/{historyId}/status", h.setStatus)
 	mux.HandleFunc("GET /v1/histories/{historyId}", h.get)
 	mux.HandleFunc("GET /healthz", h.healthz)
-	return h.logRequests(mux), nil
+	if cfg.Routes != nil {
+		cfg.Routes(mux)
+	}
+	var inner http.Handler = mux
+	if cfg.Wrap != nil {
+		inner = cfg.Wrap(mux)
+	}
+	return h.logRequests(inner), nil
 }
 
 func (h *handler) record(w http.ResponseWriter, r *http.Request) {
