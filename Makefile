@@ -61,3 +61,24 @@ status: ## show which local processes run
 
 clean: ## remove built binaries and local run state
 	rm -rf $(BIN) .local
+
+# ---- Benchmark harness (bench/, see bench/README.md) ----
+# The harness module joins lint, vet, tidy and the unit tests, so a change
+# to the packages it drives that breaks it shows in CI.
+MODULES += bench
+PKGS += ./bench/...
+BENCH_FLAGS ?=
+
+.PHONY: bench bench-quick bench-profile bench-bin
+
+bench-bin: build
+	go build -o $(BIN)/bench ./bench/cmd/bench
+
+bench: bench-bin postgres ## full benchmark (live 250..6000/s x 30s, limit, watermill peer, bulk) -> bench/out/latest.{json,md,svg}; BENCH_FLAGS adds flags
+	$(BIN)/bench run --preset full $(BENCH_FLAGS)
+
+bench-quick: bench-bin postgres ## short benchmark, < 3 min: live 500/1000/3000/s x 10s + short limit, peer, bulk -> bench/out/latest.*
+	$(BIN)/bench run --preset quick $(BENCH_FLAGS)
+
+bench-profile: bench-bin postgres ## bench-quick with CPU profiles of every process at 1000/s (bench/out/run.tmp/profiles)
+	$(BIN)/bench run --preset quick --profile-rate 1000 $(BENCH_FLAGS)
