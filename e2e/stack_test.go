@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+
+	"github.com/invoicesync/invoicesync/pkg/dlq"
 	"github.com/invoicesync/invoicesync/pkg/testsupport"
 )
 
@@ -70,6 +73,7 @@ func newStack(t *testing.T) *stack {
 	s.receiverDB = testsupport.NewDatabase(t)
 	s.kafka = testsupport.NewKafka(t)
 	s.topic = s.kafka.Topic(t, "e2e-history", 6)
+	createDeadLetterTopic(t, s.kafka, s.topic) // receiver serve checks it exists at start
 	s.group = testsupport.Name("e2e_group")
 	senderAddr, receiverAddr := freeAddr(t), freeAddr(t)
 	s.senderURL, s.receiverURL = "http://"+senderAddr, "http://"+receiverAddr
@@ -224,5 +228,21 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// createDeadLetterTopic creates the default dead-letter topic of topic.
+func createDeadLetterTopic(t *testing.T, k *testsupport.Kafka, topic string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	name := dlq.Topic(topic)
+	resp, err := k.Conn.Client().CreateTopics(ctx, &kafka.CreateTopicsRequest{
+		Topics: []kafka.TopicConfig{{Topic: name, NumPartitions: 1, ReplicationFactor: 1}}})
+	if err == nil {
+		err = resp.Errors[name]
+	}
+	if err != nil {
+		t.Fatalf("create topic %s: %v", name, err)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/invoicesync/invoicesync/pkg/dlq"
 )
 
 // Config tunes a Consumer. Topic and GroupID are required; every other field
@@ -15,6 +17,16 @@ type Config struct {
 	// GroupID is the consumer group; the group's committed offsets are where
 	// a restarted consumer resumes. Required.
 	GroupID string
+	// DLQTopic receives the messages that fail permanently. It must exist
+	// (Run checks at start). Default: Topic + ".dlq" (dlq.Topic).
+	DLQTopic string
+	// BatchSize is the most messages of one partition handed to the handler
+	// at once (one database transaction in the receiver). Default 500.
+	BatchSize int
+	// BatchLinger is how long, after a message arrived, the consumer keeps
+	// collecting messages that are already there before handing the batch
+	// over: the most latency batching adds. Default 1ms.
+	BatchLinger time.Duration
 	// MinBytes is the least data a fetch waits for. Default 1, so a single
 	// message is delivered at once.
 	MinBytes int
@@ -25,39 +37,55 @@ type Config struct {
 	MaxWait time.Duration
 	// SessionTimeout is how long the group coordinator waits for a heartbeat
 	// before it hands this member's partitions to another. Default 30s.
+	// Heartbeats are sent every third of it, at most every 3s.
 	SessionTimeout time.Duration
-	// MinBackoff is the first pause before a failed message is handled again;
-	// it doubles with each failure (with jitter) up to MaxBackoff. Default 100ms.
+	// RebalanceTimeout is how long the coordinator waits for every member
+	// to rejoin during a rebalance; it must exceed DrainTimeout so a member
+	// finishing its batches is not thrown out. Default 30s.
+	RebalanceTimeout time.Duration
+	// MinBackoff is the first pause before a failed batch (or dead-letter
+	// publish) is tried again; it doubles with each failure (with jitter)
+	// up to MaxBackoff. Default 100ms.
 	MinBackoff time.Duration
 	// MaxBackoff caps the pause between attempts. Default 10s.
 	MaxBackoff time.Duration
-	// DrainTimeout bounds how long Run waits, after its context is cancelled,
-	// for the message in flight to be handled and committed. Default 10s.
+	// DrainTimeout bounds how long a partition, once told to stop (Run's
+	// context cancelled or a rebalance), may spend finishing the batch in
+	// flight and committing it. Default 10s.
 	DrainTimeout time.Duration
 }
 
+// Defaults of Config.
+const (
+	DefaultBatchSize        = 500
+	DefaultBatchLinger      = time.Millisecond
+	DefaultMaxWait          = 100 * time.Millisecond
+	DefaultSessionTimeout   = 30 * time.Second
+	DefaultRebalanceTimeout = 30 * time.Second
+	DefaultMinBackoff       = 100 * time.Millisecond
+	DefaultMaxBackoff       = 10 * time.Second
+	DefaultDrainTimeout     = 10 * time.Second
+)
+
 // SetDefaults fills the zero fields with their defaults.
 func (c *Config) SetDefaults() {
-	if c.MinBytes == 0 {
-		c.MinBytes = 1
-	}
-	if c.MaxBytes == 0 {
-		c.MaxBytes = 10 << 20
-	}
-	if c.MaxWait == 0 {
-		c.MaxWait = 100 * time.Millisecond
-	}
-	if c.SessionTimeout == 0 {
-		c.SessionTimeout = 30 * time.Second
-	}
-	if c.MinBackoff == 0 {
-		c.MinBackoff = 100 * time.Millisecond
-	}
-	if c.MaxBackoff == 0 {
-		c.MaxBackoff = 10 * time.Second
-	}
-	if c.DrainTimeout == 0 {
-		c.DrainTimeout = 10 * time.Second
+	setDefault(&c.DLQTopic, dlq.Topic(c.Topic))
+	setDefault(&c.BatchSize, DefaultBatchSize)
+	setDefault(&c.BatchLinger, DefaultBatchLinger)
+	setDefault(&c.MinBytes, 1)
+	setDefault(&c.MaxBytes, 10<<20)
+	setDefault(&c.MaxWait, DefaultMaxWait)
+	setDefault(&c.SessionTimeout, DefaultSessionTimeout)
+	setDefault(&c.RebalanceTimeout, DefaultRebalanceTimeout)
+	setDefault(&c.MinBackoff, DefaultMinBackoff)
+	setDefault(&c.MaxBackoff, DefaultMaxBackoff)
+	setDefault(&c.DrainTimeout, DefaultDrainTimeout)
+}
+
+func setDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
 	}
 }
 
@@ -68,6 +96,12 @@ func (c *Config) Validate() error {
 		return errors.New("consumer topic: required")
 	case c.GroupID == "":
 		return errors.New("consumer group id: required")
+	case c.DLQTopic == "" || c.DLQTopic == c.Topic:
+		return fmt.Errorf("consumer dead-letter topic: must be set and differ from the topic %q", c.Topic)
+	case c.BatchSize < 1:
+		return fmt.Errorf("consumer batch size: must be at least 1, got %d", c.BatchSize)
+	case c.BatchLinger < 0:
+		return fmt.Errorf("consumer batch linger: must not be negative, got %v", c.BatchLinger)
 	case c.MinBytes < 1:
 		return fmt.Errorf("consumer min bytes: must be at least 1, got %d", c.MinBytes)
 	case c.MaxBytes < c.MinBytes:
@@ -82,14 +116,18 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("consumer max backoff: %v is below min backoff %v", c.MaxBackoff, c.MinBackoff)
 	case c.DrainTimeout <= 0:
 		return fmt.Errorf("consumer drain timeout: must be positive, got %v", c.DrainTimeout)
+	case c.RebalanceTimeout <= c.DrainTimeout:
+		return fmt.Errorf("consumer rebalance timeout: %v must exceed the drain timeout %v", c.RebalanceTimeout, c.DrainTimeout)
 	}
 	return nil
 }
 
 // String describes the configuration for startup logs.
 func (c Config) String() string {
-	return "topic=" + c.Topic + " group=" + c.GroupID +
+	return "topic=" + c.Topic + " group=" + c.GroupID + " dlq_topic=" + c.DLQTopic +
+		" batch_size=" + strconv.Itoa(c.BatchSize) + " batch_linger=" + c.BatchLinger.String() +
 		" max_wait=" + c.MaxWait.String() + " session_timeout=" + c.SessionTimeout.String() +
+		" rebalance_timeout=" + c.RebalanceTimeout.String() +
 		" backoff=" + c.MinBackoff.String() + ".." + c.MaxBackoff.String() +
 		" drain_timeout=" + c.DrainTimeout.String() + " min_bytes=" + strconv.Itoa(c.MinBytes)
 }

@@ -1,11 +1,26 @@
-// Package consume runs a Kafka consumer-group member that hands each message
-// to a Handler and commits its offset only after the handler succeeded, so a
-// message is never lost: a failure is retried in place (with exponential
-// backoff and jitter) until it succeeds or the consumer is stopped, and a
-// message that was not committed is delivered again after a restart or a
-// rebalance. Delivery is therefore at least once; handlers must be
-// idempotent (the receiver's version guard makes applying an event twice a
-// no-op).
+// Package consume runs a Kafka consumer-group member that hands batches of
+// messages to a BatchHandler and commits their offsets only once the
+// handler succeeded or the message at fault was dead-lettered, so no message
+// is ever skipped:
+//
+//   - Every partition assigned to the member has its own goroutine and
+//     reader and progresses on its own: a partition waiting for a failing
+//     dependency holds back only itself.
+//   - A batch is the messages of one partition that are already there when
+//     the first arrives (up to Config.BatchSize); the handler applies it
+//     atomically or fails it as a whole.
+//   - A transient failure is retried in place with exponential backoff and
+//     jitter until it succeeds: nothing is skipped and nothing is
+//     dead-lettered because a database is down.
+//   - A permanent failure (Permanent) splits the batch: its messages are
+//     handled one by one, and the one that fails permanently is published
+//     to the dead-letter topic with the reason (pkg/dlq) before its offset
+//     is committed. A failed publish is retried; the offset never moves
+//     past a message that is neither handled nor dead-lettered.
+//
+// Delivery is at least once: a batch whose commit did not happen (a crash, a
+// rebalance, a failed commit) is delivered again, so handlers must be
+// idempotent (the receiver records every event id with its effect).
 package consume
 
 import (
@@ -13,63 +28,68 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
-	"github.com/invoicesync/invoicesync/pkg/contract"
 	"github.com/invoicesync/invoicesync/pkg/kafkasec"
 	"github.com/invoicesync/invoicesync/pkg/logging"
 )
 
-// Handler processes one message. It returns nil only once the message's
-// effects are durable (its database transaction committed): the offset is
-// committed right after. The context carries a logger (logging.Ctx) with the
-// message's topic, partition, offset, event id and aggregate id.
-type Handler interface {
-	Handle(ctx context.Context, m kafka.Message) error
+// BatchHandler processes consecutive messages of one partition, in offset
+// order. It returns nil only once every message's effects are durable (its
+// database transaction committed), and applies all of them or none: on an
+// error the consumer hands the same messages over again (transient) or one
+// at a time (permanent, see Permanent). The context carries a logger
+// (logging.Ctx) with the topic, partition and offsets; it outlives a
+// shutdown request by Config.DrainTimeout.
+type BatchHandler interface {
+	HandleBatch(ctx context.Context, msgs []kafka.Message) error
 }
 
-// HandlerFunc adapts a function to Handler.
-type HandlerFunc func(ctx context.Context, m kafka.Message) error
+// BatchHandlerFunc adapts a function to BatchHandler.
+type BatchHandlerFunc func(ctx context.Context, msgs []kafka.Message) error
 
-// Handle calls f.
-func (f HandlerFunc) Handle(ctx context.Context, m kafka.Message) error { return f(ctx, m) }
-
-// ErrPermanent marks a handler error that retrying cannot fix: the message
-// cannot be decoded or breaks the contract. Handlers mark errors with
-// Permanent (or wrap ErrPermanent); the consumer tests errors.Is. Such a
-// failure is logged at error level with permanent=true; until a dead-letter
-// topic exists it is retried like any other, so the partition waits for a
-// fix instead of skipping the message.
-var ErrPermanent = errors.New("permanent failure")
-
-// Permanent marks err as permanent (errors.Is(err, ErrPermanent) holds)
-// without changing its text. Permanent(nil) is nil.
-func Permanent(err error) error {
-	if err == nil {
-		return nil
-	}
-	return permanentError{err}
+// HandleBatch calls f.
+func (f BatchHandlerFunc) HandleBatch(ctx context.Context, msgs []kafka.Message) error {
+	return f(ctx, msgs)
 }
 
-type permanentError struct{ err error }
+// Stats are counters since the consumer was made.
+type Stats struct {
+	// Batches and Messages count what the handler applied (returned nil for).
+	Batches, Messages int64
+	// DeadLettered counts messages published to the dead-letter topic.
+	DeadLettered int64
+	// Retries counts transient handler failures; each is retried in place.
+	Retries int64
+	// DeadLetterRetries counts failed dead-letter publishes; each is retried.
+	DeadLetterRetries int64
+	// CommitFailures counts offset commits that failed; their messages will
+	// be delivered again.
+	CommitFailures int64
+}
 
-func (e permanentError) Error() string   { return e.err.Error() }
-func (e permanentError) Unwrap() []error { return []error{e.err, ErrPermanent} }
+type counters struct {
+	batches, messages, deadLettered, retries, dlqRetries, commitFailures atomic.Int64
+}
 
 // Consumer is one member of a consumer group reading one topic.
 type Consumer struct {
-	cfg  Config
-	conn *kafkasec.Conn
-	h    Handler
-	log  zerolog.Logger
+	cfg   Config
+	conn  *kafkasec.Conn
+	h     BatchHandler
+	log   zerolog.Logger
+	dlq   *kafka.Writer
+	stats counters
 }
 
 // New validates cfg (after filling its defaults) and returns a consumer that
-// reads cfg.Topic through conn and hands every message to h.
-func New(cfg Config, conn *kafkasec.Conn, h Handler, log zerolog.Logger) (*Consumer, error) {
+// reads cfg.Topic through conn, hands the messages to h and dead-letters
+// to cfg.DLQTopic. It does no I/O.
+func New(cfg Config, conn *kafkasec.Conn, h BatchHandler, log zerolog.Logger) (*Consumer, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -78,108 +98,130 @@ func New(cfg Config, conn *kafkasec.Conn, h Handler, log zerolog.Logger) (*Consu
 		return nil, errors.New("consumer: a kafka connection and a handler are required")
 	}
 	return &Consumer{cfg: cfg, conn: conn, h: h,
-		log: log.With().Str(logging.FieldTopic, cfg.Topic).Str("group_id", cfg.GroupID).Logger()}, nil
+		log: log.With().Str(logging.FieldTopic, cfg.Topic).Str("group_id", cfg.GroupID).Logger(),
+		dlq: &kafka.Writer{
+			Addr:         kafka.TCP(conn.Brokers()...),
+			Topic:        cfg.DLQTopic,
+			Balancer:     &kafka.Murmur2Balancer{},
+			RequiredAcks: kafka.RequireAll,
+			BatchTimeout: time.Millisecond,
+			MaxAttempts:  1, // the consumer retries, with its own backoff and logs
+			Transport:    conn.Transport(),
+		}}, nil
 }
 
-// Run checks the connection (failing fast on wrong credentials), then
-// fetches, handles and commits messages until ctx is cancelled. On
-// cancellation it lets the message in flight finish within
-// Config.DrainTimeout, closes the reader and returns nil. It returns an
-// error when the brokers cannot be reached or reject the credentials.
+// Stats returns the counters so far; safe while Run runs.
+func (c *Consumer) Stats() Stats {
+	s := &c.stats
+	return Stats{Batches: s.batches.Load(), Messages: s.messages.Load(), DeadLettered: s.deadLettered.Load(),
+		Retries: s.retries.Load(), DeadLetterRetries: s.dlqRetries.Load(), CommitFailures: s.commitFailures.Load()}
+}
+
+// Run checks the connection and both topics (failing fast on wrong
+// credentials or a missing topic), joins the group and consumes until ctx
+// is cancelled. On cancellation every partition finishes its batch in
+// flight within Config.DrainTimeout and commits it, the member leaves the
+// group, and Run returns nil. It returns an error when the brokers cannot
+// be reached, reject the credentials or lack a topic. Call it once.
 func (c *Consumer) Run(ctx context.Context) error {
-	if err := c.conn.Check(ctx); err != nil {
+	defer func() {
+		if err := c.dlq.Close(); err != nil {
+			c.log.Warn().Err(err).Msg("close dead-letter writer")
+		}
+	}()
+	if err := c.preflight(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return fmt.Errorf("consume %s: %w", c.cfg.Topic, err)
 	}
-	r := kafka.NewReader(c.readerConfig())
-	defer func() {
-		if err := r.Close(); err != nil {
-			c.log.Warn().Err(err).Msg("close kafka reader")
+	cg, err := kafka.NewConsumerGroup(c.groupConfig())
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", c.cfg.Topic, err)
+	}
+	runCtx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	c.log.Info().Str("dlq_topic", c.cfg.DLQTopic).Int("batch_size", c.cfg.BatchSize).Msg("consuming")
+	c.followGenerations(runCtx, cg, fail)
+	// Closing the group ends the current generation: every partition
+	// finishes its batch (within DrainTimeout), commits it and stops; only
+	// then does the member leave the group.
+	_ = cg.Close()
+	if ctx.Err() == nil {
+		if cause := context.Cause(runCtx); cause != nil {
+			return fmt.Errorf("consume %s: %w", c.cfg.Topic, cause)
 		}
-	}()
-	// work outlives ctx by at most DrainTimeout, so the message in flight
-	// can finish (and be committed) after a shutdown request.
-	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelWork()
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(c.cfg.DrainTimeout, cancelWork) })
-	defer stop()
+	}
+	c.log.Info().Msg("stopped consuming")
+	return nil
+}
 
-	c.log.Info().Msg("consuming")
-	fetchFailures := 0
+func (c *Consumer) preflight(ctx context.Context) error {
+	if err := c.conn.Check(ctx); err != nil {
+		return err
+	}
+	return c.conn.CheckTopics(ctx, c.cfg.Topic, c.cfg.DLQTopic)
+}
+
+// followGenerations runs each generation of the group in turn until ctx
+// ends or a partition reports a fatal error through fail.
+func (c *Consumer) followGenerations(ctx context.Context, cg *kafka.ConsumerGroup, fail context.CancelCauseFunc) {
 	for {
-		m, err := r.FetchMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
+		gen, err := cg.Next(ctx)
+		switch {
+		case err == nil:
+			c.startGeneration(ctx, gen, fail)
+		case ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed):
+			return
+		default:
 			err = c.conn.Explain("", err)
 			if errors.Is(err, kafkasec.ErrAuthentication) {
-				return fmt.Errorf("consume %s: %w", c.cfg.Topic, err)
+				fail(err)
+				return
 			}
-			fetchFailures++
-			delay := c.backoff(fetchFailures)
-			c.log.Warn().Err(err).Dur("retry_in", delay).Msg("fetch failed")
-			if !sleep(ctx, delay) {
-				return nil
-			}
-			continue
-		}
-		fetchFailures = 0
-		if !c.process(ctx, work, r, m) {
-			return nil
+			// kafka-go backs off before its next attempt to join.
+			c.log.Warn().Err(err).Msg("joining the consumer group failed; trying again")
 		}
 	}
 }
 
-// process handles m until it succeeds, then commits it. It returns false
-// when the consumer must stop (ctx cancelled); m is then left uncommitted
-// unless its handling had already succeeded.
-func (c *Consumer) process(ctx, work context.Context, r *kafka.Reader, m kafka.Message) bool {
-	log := c.messageLogger(m)
-	hctx := logging.WithContext(work, log)
-	for attempt := 1; ; attempt++ {
-		err := c.h.Handle(hctx, m)
-		if err == nil {
-			break
-		}
-		if work.Err() != nil {
-			log.Warn().Err(err).Msg("stopped before the message was handled; it will be delivered again")
-			return false
-		}
-		delay := c.backoff(attempt)
-		c.logFailure(log, err, attempt, delay)
-		if !sleep(ctx, delay) {
-			log.Info().Msg("stopped before the message was handled; it will be delivered again")
-			return false
-		}
+// startGeneration starts one goroutine per partition assigned in gen. They
+// stop when the generation ends (a rebalance, or Run closing the group).
+func (c *Consumer) startGeneration(ctx context.Context, gen *kafka.Generation, fail context.CancelCauseFunc) {
+	assigned := gen.Assignments[c.cfg.Topic]
+	ids := make([]int, 0, len(assigned))
+	for _, pa := range assigned {
+		ids = append(ids, pa.ID)
 	}
-	if err := r.CommitMessages(work, m); err != nil {
-		// The handler's effects are durable; a missed commit only means the
-		// message is delivered again, which handlers tolerate.
-		log.Warn().Err(c.conn.Explain("", err)).Msg("commit failed; the message will be delivered again")
+	c.log.Info().Int32("generation", gen.ID).Ints("partitions", ids).Msg("partitions assigned")
+	com := &committer{gen: gen, topic: c.cfg.Topic}
+	for _, pa := range assigned {
+		gen.Start(func(genCtx context.Context) {
+			c.runPartition(ctx, genCtx, com, pa, fail)
+		})
 	}
-	return ctx.Err() == nil
 }
 
-// logFailure logs one failed attempt. Permanent failures are where a
-// dead-letter topic will take over; for now they are retried too.
-func (c *Consumer) logFailure(log zerolog.Logger, err error, attempt int, delay time.Duration) {
-	ev := log.Warn()
-	if errors.Is(err, ErrPermanent) {
-		ev = log.Error().Bool("permanent", true)
+func (c *Consumer) groupConfig() kafka.ConsumerGroupConfig {
+	return kafka.ConsumerGroupConfig{
+		ID:                    c.cfg.GroupID,
+		Brokers:               c.conn.Brokers(),
+		Dialer:                c.conn.Dialer(),
+		Topics:                []string{c.cfg.Topic},
+		HeartbeatInterval:     min(3*time.Second, c.cfg.SessionTimeout/3),
+		SessionTimeout:        c.cfg.SessionTimeout,
+		RebalanceTimeout:      c.cfg.RebalanceTimeout,
+		JoinGroupBackoff:      min(c.cfg.MaxBackoff, 5*time.Second),
+		WatchPartitionChanges: true, // added partitions trigger a rebalance
+		StartOffset:           kafka.FirstOffset,
+		ErrorLogger:           c.kafkaLogger(),
 	}
-	ev.Err(err).Int("attempt", attempt).Dur("retry_in", delay).Msg("handling failed; retrying the same message")
 }
 
-func (c *Consumer) messageLogger(m kafka.Message) zerolog.Logger {
-	return c.log.With().
-		Int(logging.FieldPartition, m.Partition).
-		Int64(logging.FieldOffset, m.Offset).
-		Str(logging.FieldEventID, header(m, contract.HeaderEventID)).
-		Str(logging.FieldAggregateID, header(m, contract.HeaderAggregateID)).
-		Logger()
+func (c *Consumer) kafkaLogger() kafka.Logger {
+	return kafka.LoggerFunc(func(msg string, args ...any) {
+		c.log.Warn().Str("component", "kafka-go").Msgf(msg, args...)
+	})
 }
 
 // backoff is the pause after the n-th consecutive failure: MinBackoff
@@ -194,36 +236,6 @@ func (c *Consumer) backoff(n int) time.Duration {
 	}
 	half := d / 2
 	return half + rand.N(d-half+1)
-}
-
-func (c *Consumer) readerConfig() kafka.ReaderConfig {
-	heartbeat := min(3*time.Second, c.cfg.SessionTimeout/3)
-	return kafka.ReaderConfig{
-		Brokers:           c.conn.Brokers(),
-		GroupID:           c.cfg.GroupID,
-		Topic:             c.cfg.Topic,
-		Dialer:            c.conn.Dialer(),
-		StartOffset:       kafka.FirstOffset,
-		CommitInterval:    0, // synchronous commit in CommitMessages
-		MinBytes:          c.cfg.MinBytes,
-		MaxBytes:          c.cfg.MaxBytes,
-		MaxWait:           c.cfg.MaxWait,
-		SessionTimeout:    c.cfg.SessionTimeout,
-		HeartbeatInterval: heartbeat,
-		IsolationLevel:    kafka.ReadCommitted,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			c.log.Warn().Str("component", "kafka-go").Msgf(msg, args...)
-		}),
-	}
-}
-
-func header(m kafka.Message, key string) string {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 // sleep waits d or until ctx is done; it reports whether d elapsed.

@@ -8,28 +8,74 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/invoicesync/invoicesync/pkg/consume"
 	"github.com/invoicesync/invoicesync/pkg/contract"
+	"github.com/invoicesync/invoicesync/pkg/dlq"
 	"github.com/invoicesync/invoicesync/pkg/testsupport"
 )
 
-// produce writes n messages to partition 0 of topic (one partition topics),
-// numbered from first, with the event headers the consumer logs.
-func produce(t *testing.T, k *testsupport.Kafka, topic string, first, n int) {
+// topics creates a topic with partitions and its dead-letter topic.
+func topics(t *testing.T, k *testsupport.Kafka, prefix string, partitions int) string {
+	t.Helper()
+	topic := k.Topic(t, prefix, partitions)
+	createTopic(t, k, dlq.Topic(topic))
+	return topic
+}
+
+func createTopic(t *testing.T, k *testsupport.Kafka, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err := k.Conn.Client().CreateTopics(ctx, &kafka.CreateTopicsRequest{
+		Topics: []kafka.TopicConfig{{Topic: name, NumPartitions: 1, ReplicationFactor: 1}}})
+	if err == nil {
+		err = resp.Errors[name]
+	}
+	if err != nil {
+		t.Fatalf("create topic %s: %v", name, err)
+	}
+}
+
+// testConfig is a consumer configuration with short timings for tests.
+func testConfig(topic, group string) consume.Config {
+	return consume.Config{Topic: topic, GroupID: group, SessionTimeout: 3 * time.Second,
+		RebalanceTimeout: 10 * time.Second, DrainTimeout: 3 * time.Second,
+		MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
+}
+
+func newConsumer(t *testing.T, k *testsupport.Kafka, cfg consume.Config, h consume.BatchHandler, log zerolog.Logger) *consume.Consumer {
+	t.Helper()
+	c, err := consume.New(cfg, k.Conn, h, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// message is message number i, with the event headers the consumer logs.
+func message(i int) kafka.Message {
+	id := strconv.Itoa(i)
+	return kafka.Message{Key: []byte(id), Value: []byte("m" + id), Headers: []kafka.Header{
+		{Key: contract.HeaderEventID, Value: []byte("event-" + id)},
+		{Key: contract.HeaderAggregateID, Value: []byte("agg-" + id)},
+	}}
+}
+
+// produce writes messages first..first+n-1 to the given partition of topic.
+func produce(t *testing.T, k *testsupport.Kafka, topic string, partition, first, n int) {
 	t.Helper()
 	w := &kafka.Writer{
 		Addr: kafka.TCP(k.Config.Brokers...), Topic: topic, Transport: k.Conn.Transport(),
-		RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond,
+		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond,
+		Balancer: kafka.BalancerFunc(func(kafka.Message, ...int) int { return partition }),
 	}
 	defer w.Close()
 	msgs := make([]kafka.Message, 0, n)
 	for i := first; i < first+n; i++ {
-		id := strconv.Itoa(i)
-		msgs = append(msgs, kafka.Message{Key: []byte(id), Value: []byte("m" + id), Headers: []kafka.Header{
-			{Key: contract.HeaderEventID, Value: []byte("event-" + id)},
-			{Key: contract.HeaderAggregateID, Value: []byte("agg-" + id)},
-		}})
+		msgs = append(msgs, message(i))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -38,13 +84,13 @@ func produce(t *testing.T, k *testsupport.Kafka, topic string, first, n int) {
 	}
 }
 
-// committed is the group's committed offset of partition 0 (-1: none).
-func committed(t *testing.T, k *testsupport.Kafka, group, topic string) int64 {
+// committed is the group's committed offset of a partition (-1: none).
+func committed(t *testing.T, k *testsupport.Kafka, group, topic string, partition int) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := k.Conn.Client().OffsetFetch(ctx, &kafka.OffsetFetchRequest{
-		GroupID: group, Topics: map[string][]int{topic: {0}},
+		GroupID: group, Topics: map[string][]int{topic: {partition}},
 	})
 	if err != nil {
 		t.Fatalf("offset fetch: %v", err)
@@ -70,22 +116,26 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// recorder remembers the offsets handed to a handler, in order.
+// recorder remembers the batches handed to a handler, in order, as offsets.
 type recorder struct {
-	mu   sync.Mutex
-	seen []int64
+	mu      sync.Mutex
+	batches [][]int64
 }
 
-func (r *recorder) add(off int64) {
+func (r *recorder) add(msgs []kafka.Message) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.seen = append(r.seen, off)
+	offs := make([]int64, len(msgs))
+	for i, m := range msgs {
+		offs[i] = m.Offset
+	}
+	r.batches = append(r.batches, offs)
 }
 
-func (r *recorder) offsets() []int64 {
+func (r *recorder) all() [][]int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return append([]int64(nil), r.seen...)
+	return append([][]int64(nil), r.batches...)
 }
 
 // syncBuffer is a log sink safe for concurrent writers.
@@ -121,11 +171,20 @@ func run(t *testing.T, c interface{ Run(context.Context) error }) func() error {
 			select {
 			case result = <-done:
 			case <-time.After(60 * time.Second):
-				t.Fatal("Run did not return after cancel")
+				t.Error("Run did not return within 60s of cancel")
 			}
 		})
 		return result
 	}
 	t.Cleanup(func() { _ = stop() })
 	return stop
+}
+
+func headerOf(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
 }

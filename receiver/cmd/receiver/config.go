@@ -8,9 +8,12 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/invoicesync/invoicesync/pkg/consume"
 	"github.com/invoicesync/invoicesync/pkg/db"
+	"github.com/invoicesync/invoicesync/pkg/dlq"
 	"github.com/invoicesync/invoicesync/pkg/kafkasec"
 	"github.com/invoicesync/invoicesync/pkg/settings"
+	"github.com/invoicesync/invoicesync/receiver/internal/store"
 )
 
 // Config is the receiver's whole configuration, read once from flags and
@@ -35,6 +38,20 @@ type Config struct {
 	// Timezone is the IANA zone in which an invoice's issue instant becomes
 	// its issue date. RECEIVER_TIMEZONE, default UTC.
 	Timezone string
+	// DLQTopic receives the events that can never be applied, with the
+	// reason (see `receiver dlq`). It must exist. RECEIVER_DLQ_TOPIC, default
+	// KAFKA_TOPIC + ".dlq".
+	DLQTopic string
+	// BatchSize is the most events of one partition applied in one database
+	// transaction. RECEIVER_BATCH_SIZE, default 500.
+	BatchSize int
+	// LedgerRetention is how long the ids of processed events are kept to
+	// refuse duplicates; an older duplicate is still refused by the version
+	// guard. RECEIVER_LEDGER_RETENTION, default 168h.
+	LedgerRetention time.Duration
+	// LedgerCleanupInterval is how often the ledger rows older than
+	// LedgerRetention are deleted. RECEIVER_LEDGER_CLEANUP_INTERVAL, default 10m.
+	LedgerCleanupInterval time.Duration
 	// Log is LOG_FORMAT (auto, json, console; default auto) and LOG_LEVEL
 	// (debug, info, warn, error; default info).
 	Log settings.Log
@@ -75,6 +92,14 @@ func (c *Config) register(set *settings.Set, s scope) {
 	set.String(&c.GroupID, "group-id", "RECEIVER_GROUP_ID", DefaultGroupID, "Kafka consumer group of the receiver")
 	set.String(&c.Timezone, "timezone", "RECEIVER_TIMEZONE", DefaultTimezone,
 		"IANA time zone of invoice issue dates, e.g. Europe/Prague")
+	set.String(&c.DLQTopic, "dlq-topic", "RECEIVER_DLQ_TOPIC", "",
+		`dead-letter topic of the events that cannot be applied (default: KAFKA_TOPIC + "`+dlq.Suffix+`")`)
+	set.Int(&c.BatchSize, "batch-size", "RECEIVER_BATCH_SIZE", consume.DefaultBatchSize,
+		"most events of one partition applied in one database transaction")
+	set.Duration(&c.LedgerRetention, "ledger-retention", "RECEIVER_LEDGER_RETENTION", store.DefaultLedgerRetention,
+		"how long processed event ids are kept to refuse duplicates (older ones are still refused by version)")
+	set.Duration(&c.LedgerCleanupInterval, "ledger-cleanup-interval", "RECEIVER_LEDGER_CLEANUP_INTERVAL",
+		store.DefaultLedgerCleanupInterval, "how often processed event ids older than the retention are deleted")
 }
 
 // Validate checks the settings of scope s and names the one at fault.
@@ -102,7 +127,29 @@ func (c *Config) Validate(s scope) error {
 	if err != nil || c.Timezone == "" {
 		return fmt.Errorf("RECEIVER_TIMEZONE (--timezone): %q is not an IANA time zone name", c.Timezone)
 	}
+	if err := c.validateConsumer(); err != nil {
+		return err
+	}
 	c.location = loc
+	return nil
+}
+
+// validateConsumer checks the consumer and ledger settings and fills DLQTopic.
+func (c *Config) validateConsumer() error {
+	if c.DLQTopic == "" {
+		c.DLQTopic = dlq.Topic(c.Topic)
+	}
+	switch {
+	case c.DLQTopic == c.Topic:
+		return fmt.Errorf("RECEIVER_DLQ_TOPIC (--dlq-topic): %q is the events' topic; dead letters need their own", c.DLQTopic)
+	case c.BatchSize < 1 || c.BatchSize > 10000:
+		return fmt.Errorf("RECEIVER_BATCH_SIZE (--batch-size): %d is not between 1 and 10000", c.BatchSize)
+	case c.LedgerRetention <= 0:
+		return fmt.Errorf("RECEIVER_LEDGER_RETENTION (--ledger-retention): must be positive, got %v", c.LedgerRetention)
+	case c.LedgerCleanupInterval <= 0:
+		return fmt.Errorf("RECEIVER_LEDGER_CLEANUP_INTERVAL (--ledger-cleanup-interval): must be positive, got %v",
+			c.LedgerCleanupInterval)
+	}
 	return nil
 }
 
@@ -114,5 +161,7 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 		return
 	}
 	e.Str("http_addr", c.HTTPAddr).Str("kafka", c.Kafka.String()).Str("topic", c.Topic).
-		Str("group_id", c.GroupID).Str("timezone", c.location.String())
+		Str("group_id", c.GroupID).Str("timezone", c.location.String()).Str("dlq_topic", c.DLQTopic).
+		Int("batch_size", c.BatchSize).Dur("ledger_retention", c.LedgerRetention).
+		Dur("ledger_cleanup_interval", c.LedgerCleanupInterval)
 }

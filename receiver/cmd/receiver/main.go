@@ -2,9 +2,10 @@
 // the invoice history events SCI publishes to Kafka to its own PostgreSQL
 // database and serves them over a read-only HTTP API.
 //
-//	receiver serve     consume the events and serve the read API
+//	receiver serve     apply the events exactly once and serve the read API
 //	receiver migrate   apply the database migrations
 //	receiver healthcheck  exit 0 when a running receiver is healthy
+//	receiver dlq       inspect and replay the dead-letter topic
 //	receiver help      show this help
 //
 // Every subcommand takes --help for its settings.
@@ -33,9 +34,11 @@ SCI-Receiver's synchronisation service: applies SCI's invoice history events
 from Kafka to the receiver database and serves them over HTTP.
 
 Subcommands:
-  serve     consume the events and serve the read API (needs a migrated database)
+  serve     apply the events exactly once, dead-letter the ones that cannot be
+            applied, and serve the read API (needs a migrated database)
   migrate   apply the pending migrations of the receiver database
   healthcheck  exit 0 when a running receiver answers /healthz (container health checks)
+  dlq       list, show, replay and mark the dead-letter topic's entries
   help      show this help
 
 Run "receiver <subcommand> --help" for its settings and environment variables.
@@ -79,11 +82,13 @@ func (a *app) run(ctx context.Context, args []string) error {
 		err = a.migrate(ctx, args[1:])
 	case "healthcheck":
 		err = a.healthcheck(ctx, args[1:])
+	case "dlq":
+		err = a.dlq(ctx, args[1:])
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(a.stdout, usage)
 		return nil
 	default:
-		return fmt.Errorf("unknown subcommand %q (want serve, migrate, healthcheck or help; see receiver help)", args[0])
+		return fmt.Errorf("unknown subcommand %q (want serve, migrate, healthcheck, dlq or help; see receiver help)", args[0])
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return nil

@@ -44,10 +44,11 @@ func TestSubcommandErrors(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	for args, want := range map[string][]string{
-		"help":         {"serve", "migrate"},
-		"--help":       {"serve", "migrate"},
-		"serve --help": {"RECEIVER_DATABASE_URL", "RECEIVER_HTTP_ADDR", "KAFKA_TOPIC", "RECEIVER_GROUP_ID", "RECEIVER_TIMEZONE", "KAFKA_SASL_USERNAME", "LOG_LEVEL"},
-		"migrate -h":   {"RECEIVER_DATABASE_URL", "LOG_FORMAT"},
+		"help":   {"serve", "migrate"},
+		"--help": {"serve", "migrate"},
+		"serve --help": {"RECEIVER_DATABASE_URL", "RECEIVER_HTTP_ADDR", "KAFKA_TOPIC", "RECEIVER_GROUP_ID", "RECEIVER_TIMEZONE", "KAFKA_SASL_USERNAME", "LOG_LEVEL",
+			"RECEIVER_DLQ_TOPIC", "RECEIVER_BATCH_SIZE", "RECEIVER_LEDGER_RETENTION", "RECEIVER_LEDGER_CLEANUP_INTERVAL", "168h", "10m", "500"},
+		"migrate -h": {"RECEIVER_DATABASE_URL", "LOG_FORMAT"},
 	} {
 		out, _, err := invoke(context.Background(), nil, strings.Fields(args)...)
 		if err != nil {
@@ -73,6 +74,10 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		"empty topic":    {map[string]string{"KAFKA_TOPIC": ""}, "KAFKA_TOPIC"},
 		"bad log level":  {map[string]string{"LOG_LEVEL": "loud"}, "log level"},
 		"unparsable env": {map[string]string{"KAFKA_TLS": "maybe"}, "KAFKA_TLS"},
+		"dlq is topic":   {map[string]string{"KAFKA_TOPIC": "t", "RECEIVER_DLQ_TOPIC": "t"}, "RECEIVER_DLQ_TOPIC"},
+		"zero batch":     {map[string]string{"RECEIVER_BATCH_SIZE": "0"}, "RECEIVER_BATCH_SIZE"},
+		"no retention":   {map[string]string{"RECEIVER_LEDGER_RETENTION": "-1h"}, "RECEIVER_LEDGER_RETENTION"},
+		"no cleanup":     {map[string]string{"RECEIVER_LEDGER_CLEANUP_INTERVAL": "0s"}, "RECEIVER_LEDGER_CLEANUP_INTERVAL"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

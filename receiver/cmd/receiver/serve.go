@@ -16,8 +16,10 @@ import (
 )
 
 const serveSummary = `Consumes SCI's invoice history events and applies them to the receiver
-database, and serves the read API. Stops on SIGINT/SIGTERM after finishing
-the event and the requests in flight.`
+database exactly once (each event id is recorded with its effect), publishes
+the events that can never be applied to the dead-letter topic with the
+reason, prunes old event ids, and serves the read API. Stops on
+SIGINT/SIGTERM after finishing the batches and the requests in flight.`
 
 // serve runs the consumer and the read API until ctx is cancelled or one of
 // them fails (then the other is stopped too).
@@ -44,8 +46,13 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("configuration: %w", err)
 	}
 	st := store.New(pool)
-	consumer, err := consume.New(consume.Config{Topic: cfg.Topic, GroupID: cfg.GroupID},
-		conn, apply.New(st, cfg.location), a.log)
+	consumer, err := consume.New(consume.Config{Topic: cfg.Topic, GroupID: cfg.GroupID,
+		DLQTopic: cfg.DLQTopic, BatchSize: cfg.BatchSize}, conn, apply.New(st, cfg.location), a.log)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	janitor, err := store.NewJanitor(store.JanitorConfig{Retention: cfg.LedgerRetention,
+		Interval: cfg.LedgerCleanupInterval}, st, a.log)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
@@ -55,6 +62,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return consumer.Run(gctx) })
+	g.Go(func() error { return janitor.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx) })
 	if err := g.Wait(); err != nil {
 		return err

@@ -32,13 +32,14 @@ func TestMigrateThenServe(t *testing.T) {
 	d := testsupport.NewDatabase(t)
 	k := testsupport.NewKafka(t)
 	topic := k.Topic(t, "histories", 2)
+	createTopic(t, k, topic+".dlq")
 	env := map[string]string{
 		"RECEIVER_DATABASE_URL": d.URL, "RECEIVER_HTTP_ADDR": "127.0.0.1:0", "LOG_FORMAT": "json",
 		"KAFKA_BROKERS": strings.Join(k.Config.Brokers, ","), "KAFKA_SASL_MECHANISM": k.Config.Mechanism,
 		"KAFKA_SASL_USERNAME": k.Config.Username, "KAFKA_SASL_PASSWORD": k.Config.Password,
 		"KAFKA_TOPIC": topic, "RECEIVER_GROUP_ID": testsupport.Name("g"), "RECEIVER_TIMEZONE": "Europe/Prague",
 	}
-	for i, want := range []string{`"applied":1`, `"applied":0`} { // the second run finds nothing to do
+	for i, want := range []string{`"source":"00002_processed_event.sql"`, `"applied":0`} { // the second run finds nothing to do
 		_, logs, err := invoke(context.Background(), env, "migrate")
 		if err != nil || !strings.Contains(logs.String(), want) {
 			t.Fatalf("migrate #%d = %v, logs:\n%s", i+1, err, logs)
@@ -54,7 +55,8 @@ func TestMigrateThenServe(t *testing.T) {
 		done <- a.run(ctx, []string{"serve"})
 	}()
 	addr := waitForLog(t, logs, done, regexp.MustCompile(`"addr":"([^"]+)"`))
-	if out := logs.String(); strings.Contains(out, k.Config.Password) || !strings.Contains(out, `"timezone":"Europe/Prague"`) {
+	if out := logs.String(); strings.Contains(out, k.Config.Password) || !strings.Contains(out, `"timezone":"Europe/Prague"`) ||
+		!strings.Contains(out, `"dlq_topic":"`+topic+`.dlq"`) || !strings.Contains(out, `"batch_size":500`) {
 		t.Fatalf("startup log leaks the password or lacks the config:\n%s", out)
 	}
 
@@ -107,6 +109,20 @@ func waitForLog(t *testing.T, logs *syncBuffer, done <-chan error, re *regexp.Re
 		if time.Now().After(deadline) {
 			t.Fatalf("no log line matches %s; logs:\n%s", re, logs)
 		}
+	}
+}
+
+func createTopic(t *testing.T, k *testsupport.Kafka, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	resp, err := k.Conn.Client().CreateTopics(ctx, &kafka.CreateTopicsRequest{
+		Topics: []kafka.TopicConfig{{Topic: name, NumPartitions: 1, ReplicationFactor: 1}}})
+	if err == nil {
+		err = resp.Errors[name]
+	}
+	if err != nil {
+		t.Fatalf("create topic %s: %v", name, err)
 	}
 }
 

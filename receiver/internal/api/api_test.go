@@ -34,7 +34,7 @@ func newServer(t *testing.T, n int) *httptest.Server {
 	seed := func(id int64, dest string, at time.Time) {
 		h := store.History{HistoryID: id, DestinationCode: dest, SenderCustomerID: "C", SenderOfficeID: "O",
 			SenderOfficeName: "Office", EmailStatus: contract.StatusSent, SentAt: at, FormCount: 2,
-			TotalAmount: "0.3000", SourceVersion: 3, SourceEventID: "3f0e4a52-7c1e-4b0a-9d51-2a8f0c1e9b10",
+			TotalAmount: "0.3000", SourceVersion: 3, SourceEventID: fmt.Sprintf("3f0e4a52-7c1e-4b0a-9d51-%012d", id), // one event per history
 			SourceOccurredAt: at.Add(time.Second),
 			Forms: []store.Form{
 				{SenderFormID: 2, FileName: "b.pdf", FilePath: "/b.pdf", SizeBytes: 20, InvoiceNumber: "INV-2",

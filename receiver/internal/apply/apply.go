@@ -1,19 +1,25 @@
 // Package apply turns invoice-history events from Kafka into changes of the
-// receiver's store: it decodes and checks the envelope and payload against
-// the contract, maps them onto the receiver's rows and applies them under
-// the store's version guard. It is the consume.Handler of `receiver serve`.
+// receiver's store: it decodes and checks each envelope and payload against
+// the contract, maps them onto the receiver's rows and applies a whole batch
+// in one transaction, where the store records every event id and applies
+// the version guard. It is the consume.BatchHandler of `receiver serve`, and
+// it tells the consumer which failures are permanent, with the dead-letter
+// class that says why.
 package apply
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/invoicesync/invoicesync/pkg/consume"
 	"github.com/invoicesync/invoicesync/pkg/contract"
+	"github.com/invoicesync/invoicesync/pkg/dlq"
 	"github.com/invoicesync/invoicesync/pkg/logging"
 	"github.com/invoicesync/invoicesync/receiver/internal/store"
 	"github.com/invoicesync/invoicesync/receiver/internal/transform"
@@ -21,21 +27,32 @@ import (
 
 // ErrUnprocessable marks an event this build can never apply as it is: not
 // JSON, breaking the contract (the error names the field), of another
-// aggregate or event type, or of an unsupported schema major version. Such
-// errors are also marked consume.Permanent, so the consumer logs them as
-// permanent; until a dead-letter topic exists the consumer keeps retrying,
-// holding the partition until the event or this build is fixed.
+// aggregate or event type, of an unsupported schema major version, or not
+// storable. Such errors are also marked consume.Permanent with their
+// dead-letter class, so the consumer dead-letters the event and moves on.
 var ErrUnprocessable = errors.New("unprocessable event")
 
-// Applier stores one history change; *store.Store is one.
+// Applier stores a batch of history changes in one transaction; *store.Store
+// is one.
 type Applier interface {
-	Apply(ctx context.Context, h store.History) (store.Outcome, error)
+	ApplyBatch(ctx context.Context, changes []store.History) ([]store.Outcome, error)
+}
+
+// Stats count the events the handler applied, by outcome.
+type Stats struct {
+	// Applied and Deleted events changed a history.
+	Applied, Deleted int64
+	// Stale events carried a version not newer than the stored one.
+	Stale int64
+	// Duplicate events had been applied before (same event id).
+	Duplicate int64
 }
 
 // Handler applies invoice_history.changed events.
 type Handler struct {
-	store Applier
-	loc   *time.Location
+	store                               Applier
+	loc                                 *time.Location
+	applied, deleted, stale, duplicated atomic.Int64
 }
 
 // New returns a handler applying to s, with issue dates in loc (nil: UTC).
@@ -46,47 +63,102 @@ func New(s Applier, loc *time.Location) *Handler {
 	return &Handler{store: s, loc: loc}
 }
 
-// Handle decodes m and applies it; it returns nil once the change is
-// committed or known to be stale. Errors wrapping ErrUnprocessable are
-// about the event; others (the database) are worth retrying.
-func (h *Handler) Handle(ctx context.Context, m kafka.Message) error {
-	row, err := h.decode(m)
-	if err != nil {
-		return consume.Permanent(fmt.Errorf("%w: %w", ErrUnprocessable, err))
+// Stats returns the outcome counts so far; safe while the consumer runs.
+func (h *Handler) Stats() Stats {
+	return Stats{Applied: h.applied.Load(), Deleted: h.deleted.Load(), Stale: h.stale.Load(), Duplicate: h.duplicated.Load()}
+}
+
+// HandleBatch decodes every message, then applies them all in one
+// transaction; it returns nil once they are committed (or known to be
+// duplicates or stale). A message that cannot be decoded, breaks the
+// contract or is refused by the database fails the batch permanently,
+// with its dead-letter class; the consumer then hands the messages over one
+// by one so only that one is dead-lettered. Other errors (the database is
+// unreachable, a deadlock, anything unexpected) are transient: the consumer
+// retries, so nothing is lost.
+func (h *Handler) HandleBatch(ctx context.Context, msgs []kafka.Message) error {
+	rows := make([]store.History, len(msgs))
+	for i, m := range msgs {
+		row, err := h.decode(m)
+		if err != nil {
+			return err
+		}
+		rows[i] = row
 	}
-	outcome, err := h.store.Apply(ctx, row)
+	outcomes, err := h.store.ApplyBatch(ctx, rows)
+	if errors.Is(err, store.ErrRejected) {
+		return consume.Permanent(dlq.ClassConstraint, fmt.Errorf("%w: %w", ErrUnprocessable, err))
+	}
 	if err != nil {
 		return err
 	}
-	logging.Ctx(ctx).Debug().
-		Stringer("outcome", outcome).
-		Int64("version", row.SourceVersion).
-		Str("email_status", row.EmailStatus).
-		Msg("event handled")
+	h.record(ctx, msgs, rows, outcomes)
 	return nil
 }
 
-// decode checks m against the contract and maps it onto a store row.
+// record counts the outcomes and logs one debug line per event.
+func (h *Handler) record(ctx context.Context, msgs []kafka.Message, rows []store.History, outcomes []store.Outcome) {
+	log := logging.Ctx(ctx)
+	for i, o := range outcomes {
+		switch o {
+		case store.Applied:
+			h.applied.Add(1)
+		case store.Deleted:
+			h.deleted.Add(1)
+		case store.Stale:
+			h.stale.Add(1)
+		case store.Duplicate:
+			h.duplicated.Add(1)
+		}
+		log.Debug().
+			Int64(logging.FieldOffset, msgs[i].Offset).
+			Str(logging.FieldEventID, rows[i].SourceEventID).
+			Str(logging.FieldAggregateID, contract.AggregateID(rows[i].HistoryID)).
+			Stringer("outcome", o).
+			Int64("version", rows[i].SourceVersion).
+			Str("email_status", rows[i].EmailStatus).
+			Msg("event handled")
+	}
+}
+
+// decode checks m against the contract and maps it onto a store row. Its
+// errors are permanent, with the dead-letter class of the problem:
+//
+//   - dlq.ClassDecode: the value is not JSON (or is empty: a tombstone);
+//   - dlq.ClassUnsupported: a schema major version this build cannot read.
+//     Nothing is wrong with the event: it is dead-lettered so an operator
+//     can replay it once the receiver is upgraded, instead of holding the
+//     partition or guessing at its meaning;
+//   - dlq.ClassSchema: the event breaks the contract (a field, a type,
+//     another aggregate or event type);
+//   - dlq.ClassTransform: a valid event that does not map onto the
+//     receiver's rows.
 func (h *Handler) decode(m kafka.Message) (store.History, error) {
+	fail := func(class, what string, err error) (store.History, error) {
+		return store.History{}, consume.Permanent(class, fmt.Errorf("%w: %s: %w", ErrUnprocessable, what, err))
+	}
 	env, err := contract.DecodeEnvelope(m.Value)
-	if err != nil {
-		return store.History{}, fmt.Errorf("envelope: %w", err)
-	}
-	if env.AggregateType != contract.AggregateTypeHistory {
-		return store.History{}, fmt.Errorf("%w: aggregateType: %q, this topic carries %q",
-			contract.ErrInvalid, env.AggregateType, contract.AggregateTypeHistory)
-	}
-	if env.EventType != contract.EventTypeHistoryChanged {
-		return store.History{}, fmt.Errorf("%w: eventType: %q, this handler applies %q",
-			contract.ErrInvalid, env.EventType, contract.EventTypeHistoryChanged)
+	switch {
+	case err != nil && !json.Valid(m.Value):
+		return fail(dlq.ClassDecode, "envelope", err)
+	case errors.Is(err, contract.ErrUnsupportedSchema):
+		return fail(dlq.ClassUnsupported, "envelope", err)
+	case err != nil:
+		return fail(dlq.ClassSchema, "envelope", err)
+	case env.AggregateType != contract.AggregateTypeHistory:
+		return fail(dlq.ClassSchema, "envelope", fmt.Errorf("%w: aggregateType: %q, this topic carries %q",
+			contract.ErrInvalid, env.AggregateType, contract.AggregateTypeHistory))
+	case env.EventType != contract.EventTypeHistoryChanged:
+		return fail(dlq.ClassSchema, "envelope", fmt.Errorf("%w: eventType: %q, this handler applies %q",
+			contract.ErrInvalid, env.EventType, contract.EventTypeHistoryChanged))
 	}
 	payload, err := contract.DecodeHistory(env.Payload)
 	if err != nil {
-		return store.History{}, fmt.Errorf("payload: %w", err)
+		return fail(dlq.ClassSchema, "payload", err)
 	}
 	row, err := transform.History(env, payload, h.loc)
 	if err != nil {
-		return store.History{}, fmt.Errorf("payload: %w", err)
+		return fail(dlq.ClassTransform, "payload", err)
 	}
 	return row, nil
 }

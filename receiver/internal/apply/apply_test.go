@@ -13,19 +13,20 @@ import (
 	"github.com/invoicesync/invoicesync/migrations"
 	"github.com/invoicesync/invoicesync/pkg/consume"
 	"github.com/invoicesync/invoicesync/pkg/contract"
+	"github.com/invoicesync/invoicesync/pkg/dlq"
 	"github.com/invoicesync/invoicesync/pkg/testsupport"
 	"github.com/invoicesync/invoicesync/receiver/internal/apply"
 	"github.com/invoicesync/invoicesync/receiver/internal/store"
 )
 
-func TestHandleAppliesDeletesAndSkipsStale(t *testing.T) {
+func TestHandleBatchAppliesDeletesAndSkipsStaleAndDuplicates(t *testing.T) {
 	s := store.New(testsupport.MigratedDatabase(t, migrations.Receiver).Pool)
 	h := apply.New(s, nil)
 	ctx := context.Background()
-	handle := func(m kafka.Message) {
+	handle := func(msgs ...kafka.Message) {
 		t.Helper()
-		if err := h.Handle(ctx, m); err != nil {
-			t.Fatalf("Handle: %v", err)
+		if err := h.HandleBatch(ctx, msgs); err != nil {
+			t.Fatalf("HandleBatch: %v", err)
 		}
 	}
 
@@ -35,14 +36,19 @@ func TestHandleAppliesDeletesAndSkipsStale(t *testing.T) {
 	if err != nil || got.TotalAmount != "0.3000" || got.SourceVersion != 1 || len(got.Forms) != 2 {
 		t.Fatalf("after SENT v1: %+v, %v", got, err)
 	}
-	handle(event(t, payload(5, contract.StatusError, "0.1", "0.2"), 2))
-	handle(sent) // replay: stale, no error
+	republished := event(t, payload(5, contract.StatusSent, "0.1", "0.2"), 1) // same version, new event id
+	handle(event(t, payload(5, contract.StatusError, "0.1", "0.2"), 2), sent, republished)
 	if _, err := s.Get(ctx, 5); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("after ERROR v2 and a replay of v1: Get = %v, want ErrNotFound", err)
+		t.Fatalf("after ERROR v2 and replays of v1: Get = %v, want ErrNotFound", err)
+	}
+	if st := h.Stats(); st != (apply.Stats{Applied: 1, Deleted: 1, Stale: 1, Duplicate: 1}) {
+		t.Fatalf("stats %+v, want 1 applied, 1 deleted, 1 stale (republished v1), 1 duplicate (redelivered v1)", st)
 	}
 }
 
-func TestHandleRejectsUnprocessableEventsNamingTheProblem(t *testing.T) {
+// Every event this build cannot apply fails permanently, names the problem,
+// and carries the dead-letter class that says what kind of problem it is.
+func TestHandleBatchClassifiesUnprocessableEvents(t *testing.T) {
 	h := apply.New(nil, nil) // never reaches the store
 	valid := payload(5, contract.StatusSent, "1")
 	withEnvelope := func(mutate func(*contract.Envelope)) kafka.Message {
@@ -53,30 +59,52 @@ func TestHandleRejectsUnprocessableEventsNamingTheProblem(t *testing.T) {
 		mutate(&env)
 		return envelopeMessage(t, env)
 	}
-	badAmount := payload(5, contract.StatusSent, "1", "0.00001") // 5 decimals
-	badStatus := payload(5, "BOUNCED", "1")
 	cases := map[string]struct {
-		m    kafka.Message
-		want string
+		m           kafka.Message
+		class, want string
 	}{
-		"not JSON":           {kafka.Message{Value: []byte("{oops")}, "envelope is not valid JSON"},
-		"tombstone":          {kafka.Message{Key: []byte("5")}, "envelope is not valid JSON"},
-		"other aggregate":    {withEnvelope(func(e *contract.Envelope) { e.AggregateType = "invoice" }), `aggregateType: "invoice"`},
-		"other event type":   {withEnvelope(func(e *contract.Envelope) { e.EventType = "x.created" }), `eventType: "x.created"`},
-		"schema major 2":     {withEnvelope(func(e *contract.Envelope) { e.SchemaVersion = "2.0" }), "unsupported schema version"},
-		"aggregate mismatch": {withEnvelope(func(e *contract.Envelope) { e.AggregateID = "6" }), "aggregateId"},
-		"bad amount":         {event(t, badAmount, 1), "forms[1].totalAmount"},
-		"unknown status":     {event(t, badStatus, 1), "emailStatus"},
+		"not JSON":           {kafka.Message{Value: []byte("{oops")}, dlq.ClassDecode, "envelope is not valid JSON"},
+		"tombstone":          {kafka.Message{Key: []byte("5")}, dlq.ClassDecode, "envelope is not valid JSON"},
+		"no event id":        {withEnvelope(func(e *contract.Envelope) { e.EventID = "" }), dlq.ClassSchema, "eventId: is required"},
+		"other aggregate":    {withEnvelope(func(e *contract.Envelope) { e.AggregateType = "invoice" }), dlq.ClassSchema, `aggregateType: "invoice"`},
+		"other event type":   {withEnvelope(func(e *contract.Envelope) { e.EventType = "x.created" }), dlq.ClassSchema, `eventType: "x.created"`},
+		"schema major 2":     {withEnvelope(func(e *contract.Envelope) { e.SchemaVersion = "2.0" }), dlq.ClassUnsupported, "unsupported schema version"},
+		"bad amount":         {event(t, payload(5, contract.StatusSent, "1", "0.00001"), 1), dlq.ClassSchema, "forms[1].totalAmount"},
+		"unknown status":     {event(t, payload(5, "BOUNCED", "1"), 1), dlq.ClassSchema, "emailStatus"},
+		"aggregate mismatch": {withEnvelope(func(e *contract.Envelope) { e.AggregateID = "6" }), dlq.ClassTransform, "aggregateId"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			err := h.Handle(context.Background(), tc.m)
+			good := event(t, payload(1, contract.StatusSent, "1"), 1)
+			err := h.HandleBatch(context.Background(), []kafka.Message{good, tc.m})
 			if !errors.Is(err, apply.ErrUnprocessable) || !errors.Is(err, consume.ErrPermanent) {
-				t.Fatalf("Handle = %v, want ErrUnprocessable (permanent)", err)
+				t.Fatalf("HandleBatch = %v, want ErrUnprocessable (permanent)", err)
+			}
+			if got := consume.ClassOf(err); got != tc.class {
+				t.Errorf("class %q, want %q", got, tc.class)
 			}
 			if !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Handle = %q, want it to name %q", err, tc.want)
+				t.Errorf("HandleBatch = %q, want it to name %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// A database refusal of the data is permanent (class constraint); a
+// database that cannot be reached is not.
+func TestHandleBatchClassifiesDatabaseErrors(t *testing.T) {
+	d := testsupport.MigratedDatabase(t, migrations.Receiver)
+	h := apply.New(store.New(d.Pool), nil)
+	nul := payload(7, contract.StatusSent, "1")
+	nul.SenderOfficeName = "Office\x00" // valid JSON and contract, not storable in a text column
+	err := h.HandleBatch(context.Background(), []kafka.Message{event(t, nul, 1)})
+	if got := consume.ClassOf(err); got != dlq.ClassConstraint || !strings.Contains(err.Error(), "22021") {
+		t.Fatalf("HandleBatch(NUL in a text) = %v (class %q), want a permanent constraint error naming SQLSTATE 22021", err, got)
+	}
+
+	d.Pool.Close()
+	err = h.HandleBatch(context.Background(), []kafka.Message{event(t, payload(8, contract.StatusSent, "1"), 1)})
+	if err == nil || errors.Is(err, consume.ErrPermanent) {
+		t.Fatalf("HandleBatch on a closed pool = %v, want a transient error", err)
 	}
 }

@@ -8,10 +8,12 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/invoicesync/invoicesync/pkg/consume"
 	"github.com/invoicesync/invoicesync/pkg/contract"
 )
 
-// FuzzDecode feeds arbitrary bytes to the decoder: it must never panic, and
+// FuzzDecode feeds arbitrary bytes to the decoder: it must never panic,
+// whatever it rejects must be permanent with a dead-letter class, and
 // whatever it accepts must be a consistent row.
 func FuzzDecode(f *testing.F) {
 	payload, _ := json.Marshal(contract.History{HistoryID: 1, EmailStatus: contract.StatusSent, SentAt: 1714564800,
@@ -28,6 +30,9 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		row, err := h.decode(kafka.Message{Value: b})
 		if err != nil {
+			if class := consume.ClassOf(err); class == "" || class == consume.ClassUnknown {
+				t.Fatalf("rejection of %q is not permanent with a class: %v", b, err)
+			}
 			return
 		}
 		total, ok := new(big.Rat).SetString(row.TotalAmount)

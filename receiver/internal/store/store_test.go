@@ -21,6 +21,18 @@ func newStore(t *testing.T) *store.Store {
 	return store.New(testsupport.MigratedDatabase(t, migrations.Receiver).Pool)
 }
 
+// eventID is the id of the k-th event carrying version v of history id
+// (k > 0: a re-publication of the same version under a new id).
+func eventID(id, v int64, k int) string {
+	return fmt.Sprintf("%08d-%04d-4000-8000-%012d", k, id, v)
+}
+
+// withEvent returns h as carried by its k-th event.
+func withEvent(h store.History, k int) store.History {
+	h.SourceEventID = eventID(h.HistoryID, h.SourceVersion, k)
+	return h
+}
+
 var base = time.Date(2024, 3, 1, 9, 30, 0, 0, time.UTC)
 
 // history is version v of history id with one form per formID; amounts and
@@ -30,7 +42,7 @@ func history(id, v int64, formIDs ...int64) store.History {
 		HistoryID: id, DestinationCode: "DEST-1", SenderCustomerID: "C-1", SenderOfficeID: "O-1",
 		SenderOfficeName: fmt.Sprintf("Office v%d", v), EmailStatus: contract.StatusSent,
 		SentAt: base, FormCount: len(formIDs), TotalAmount: fmt.Sprintf("%d.1000", v*int64(len(formIDs))),
-		SourceVersion: v, SourceEventID: fmt.Sprintf("00000000-0000-4000-8000-%012d", v),
+		SourceVersion: v, SourceEventID: eventID(id, v, 0),
 		SourceOccurredAt: base.Add(time.Duration(v) * time.Second),
 	}
 	for _, f := range formIDs {
@@ -101,7 +113,8 @@ func TestNewerVersionReplacesOlderOrEqualIsStale(t *testing.T) {
 	assertStored(t, s, v3) // form 10 gone, 11 replaced, 12 added
 
 	apply(t, s, history(1, 2, 10), store.Stale)
-	apply(t, s, history(1, 3, 99), store.Stale) // same version, other content: a duplicate never overwrites
+	apply(t, s, withEvent(history(1, 3, 99), 1), store.Stale) // same version, other event: never overwrites
+	apply(t, s, history(1, 3, 99), store.Duplicate)           // the same event again
 	assertStored(t, s, v3)
 }
 
@@ -111,8 +124,9 @@ func TestErrorDeletesAndOnlyANewerVersionRecreates(t *testing.T) {
 	apply(t, s, deleted(1, 2), store.Deleted)
 	assertGone(t, s, 1)
 
-	apply(t, s, history(1, 1, 10), store.Stale) // replay of the older SENT event
-	apply(t, s, history(1, 2, 10), store.Stale)
+	apply(t, s, history(1, 1, 10), store.Duplicate)           // redelivery of the older SENT event
+	apply(t, s, withEvent(history(1, 1, 10), 1), store.Stale) // its re-publication under a new id
+	apply(t, s, withEvent(history(1, 2, 10), 1), store.Stale)
 	assertGone(t, s, 1)
 
 	resend := history(1, 3, 10)

@@ -1,0 +1,43 @@
+package consume
+
+import (
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/invoicesync/invoicesync/pkg/dlq"
+)
+
+// deadLetter publishes m, which failed permanently with cause, to the
+// dead-letter topic and commits its offset once the broker acknowledged
+// it. A failed publish is retried with backoff until it succeeds or the
+// partition must stop; m is then left uncommitted, to be delivered again.
+// It reports whether the partition may go on.
+func (p *partition) deadLetter(log zerolog.Logger, m kafka.Message, cause error) bool {
+	class := ClassOf(cause)
+	dead := dlq.Build(m, dlq.Failure{Class: class, Reason: cause.Error(), Group: p.c.cfg.GroupID, At: time.Now()})
+	log = log.With().Str("error_class", class).Str("dlq_topic", p.c.cfg.DLQTopic).Logger()
+	log.Error().Err(cause).Msg("message failed permanently; dead-lettering it")
+	for attempt := 1; ; attempt++ {
+		err := p.c.dlq.WriteMessages(p.work, dead)
+		if err == nil {
+			p.c.stats.deadLettered.Add(1)
+			log.Warn().Msg("message dead-lettered; moving on")
+			return p.commit(log, m)
+		}
+		err = p.c.conn.Explain("", err)
+		if p.stop.Err() != nil {
+			log.Info().Err(err).Msg("stopped before the message was dead-lettered; it will be delivered again")
+			return false
+		}
+		p.c.stats.dlqRetries.Add(1)
+		delay := p.c.backoff(attempt)
+		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).
+			Msg("dead-letter publish failed; retrying (the offset stays before the message)")
+		if !sleep(p.stop, delay) {
+			log.Info().Msg("stopped before the message was dead-lettered; it will be delivered again")
+			return false
+		}
+	}
+}

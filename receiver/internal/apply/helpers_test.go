@@ -1,0 +1,173 @@
+package apply_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/invoicesync/invoicesync/pkg/consume"
+	"github.com/invoicesync/invoicesync/pkg/contract"
+	"github.com/invoicesync/invoicesync/pkg/dlq"
+	"github.com/invoicesync/invoicesync/pkg/testsupport"
+	"github.com/invoicesync/invoicesync/receiver/internal/store"
+)
+
+// outcomes records what the real store did with each change, in order.
+type outcomes struct {
+	store *store.Store
+	mu    sync.Mutex
+	log   []string // "<history id>/v<version>:<outcome>"
+}
+
+func (o *outcomes) ApplyBatch(ctx context.Context, hs []store.History) ([]store.Outcome, error) {
+	outs, err := o.store.ApplyBatch(ctx, hs)
+	if err == nil {
+		o.mu.Lock()
+		for i, h := range hs {
+			o.log = append(o.log, contract.AggregateID(h.HistoryID)+"/v"+strconv.FormatInt(h.SourceVersion, 10)+":"+outs[i].String())
+		}
+		o.mu.Unlock()
+	}
+	return outs, err
+}
+
+func (o *outcomes) of(id string) []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []string
+	for _, l := range o.log {
+		if v, ok := strings.CutPrefix(l, id+"/"); ok {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (o *outcomes) count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.log)
+}
+
+// topics creates a topic with partitions and its dead-letter topic.
+func topics(t *testing.T, k *testsupport.Kafka, prefix string, partitions int) string {
+	t.Helper()
+	topic := k.Topic(t, prefix, partitions)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	name := dlq.Topic(topic)
+	resp, err := k.Conn.Client().CreateTopics(ctx, &kafka.CreateTopicsRequest{
+		Topics: []kafka.TopicConfig{{Topic: name, NumPartitions: 1, ReplicationFactor: 1}}})
+	if err == nil {
+		err = resp.Errors[name]
+	}
+	if err != nil {
+		t.Fatalf("create topic %s: %v", name, err)
+	}
+	return topic
+}
+
+// consumerConfig is a consumer configuration with short timings for tests.
+func consumerConfig(topic, group string) consume.Config {
+	return consume.Config{Topic: topic, GroupID: group, SessionTimeout: 3 * time.Second,
+		RebalanceTimeout: 10 * time.Second, DrainTimeout: 3 * time.Second,
+		MinBackoff: 5 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+}
+
+// start runs a consumer with cfg and h; the returned function stops it and
+// returns Run's result.
+func start(t *testing.T, k *testsupport.Kafka, cfg consume.Config, h consume.BatchHandler) (*consume.Consumer, func() error) {
+	t.Helper()
+	c, err := consume.New(cfg, k.Conn, h, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	var once sync.Once
+	var result error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case result = <-done:
+			case <-time.After(60 * time.Second):
+				t.Error("Run did not return within 60s of cancel")
+			}
+		})
+		return result
+	}
+	t.Cleanup(func() { _ = stop() })
+	return c, stop
+}
+
+func produce(t *testing.T, k *testsupport.Kafka, topic string, msgs ...kafka.Message) {
+	t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(k.Config.Brokers...), Topic: topic, Transport: k.Conn.Transport(),
+		RequiredAcks: kafka.RequireAll, Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+}
+
+// caughtUp reports whether the group has committed every partition's end.
+func caughtUp(t *testing.T, k *testsupport.Kafka, group, topic string, partitions int) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	parts := make([]int, partitions)
+	reqs := make([]kafka.OffsetRequest, partitions)
+	for p := range partitions {
+		parts[p], reqs[p] = p, kafka.LastOffsetOf(p)
+	}
+	ends, err := k.Conn.Client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	if err != nil {
+		t.Fatalf("list offsets: %v", err)
+	}
+	got, err := k.Conn.Client().OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	if err != nil {
+		t.Fatalf("offset fetch: %v", err)
+	}
+	committed := map[int]int64{}
+	for _, p := range got.Topics[topic] {
+		committed[p.Partition] = p.CommittedOffset
+	}
+	for _, p := range ends.Topics[topic] {
+		if c, ok := committed[p.Partition]; p.LastOffset > 0 && (!ok || c != p.LastOffset) {
+			return false
+		}
+	}
+	return len(ends.Topics[topic]) == partitions
+}
+
+// waitFor polls cond until it holds, failing the test after a generous deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ledger counts the rows of the processed-event ledger.
+func ledger(t *testing.T, d *testsupport.Database) int {
+	t.Helper()
+	var n int
+	if err := d.Pool.QueryRow(context.Background(), `SELECT count(*) FROM processed_event`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
