@@ -50,7 +50,7 @@ func (e *publishError) Error() string { return e.err.Error() }
 func (r *Relay) drain(ctx context.Context, s *session, w *kafka.Writer, bo *backoff) error {
 	bo.reset()
 	for ctx.Err() == nil {
-		n, err := r.round(ctx, s.conn, w)
+		n, err := r.round(ctx, s, w)
 		var pe *publishError
 		switch {
 		case errors.As(err, &pe):
@@ -74,10 +74,10 @@ func (r *Relay) drain(ctx context.Context, s *session, w *kafka.Writer, bo *back
 	return nil
 }
 
-// round reads the oldest rows, publishes them and deletes them, and reports
-// how many rows it read.
-func (r *Relay) round(ctx context.Context, conn *pgx.Conn, w *kafka.Writer) (int, error) {
-	rows, err := r.fetch(ctx, conn)
+// round reads the oldest rows (live lane first), publishes them and deletes
+// them, and reports how many rows it read.
+func (r *Relay) round(ctx context.Context, s *session, w *kafka.Writer) (int, error) {
+	rows, err := r.fetch(ctx, s)
 	if err != nil {
 		return 0, err
 	}
@@ -101,7 +101,7 @@ func (r *Relay) round(ctx context.Context, conn *pgx.Conn, w *kafka.Writer) (int
 	}
 	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.WriteTimeout)
 	defer dcancel()
-	if _, err := conn.Exec(dctx, "DELETE FROM "+r.table+" WHERE id = ANY($1)", b.ids); err != nil {
+	if _, err := s.conn.Exec(dctx, "DELETE FROM "+r.table+" WHERE id = ANY($1)", b.ids); err != nil {
 		return 0, fmt.Errorf("delete %d published events (outbox ids %d..%d; they will be published again): %w",
 			len(b.ids), first, last, err)
 	}
@@ -113,16 +113,36 @@ func (r *Relay) round(ctx context.Context, conn *pgx.Conn, w *kafka.Writer) (int
 	return len(rows), nil
 }
 
-// fetch reads the oldest rows, leaving out the aggregates held back.
-func (r *Relay) fetch(ctx context.Context, conn *pgx.Conn) ([]row, error) {
+// fetch reads the rows to publish next, leaving out the aggregates held
+// back: on a table with lanes the oldest live rows, and bulk rows only to
+// fill the rest of the batch; otherwise the oldest rows.
+func (r *Relay) fetch(ctx context.Context, s *session) ([]row, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
 	defer cancel()
+	held := r.held.list(time.Now())
+	if !s.lanes {
+		return r.read(ctx, s.conn, "", held, r.cfg.BatchSize)
+	}
+	live, err := r.read(ctx, s.conn, "AND lane = 0", held, r.cfg.BatchSize)
+	if err != nil || len(live) == r.cfg.BatchSize {
+		return live, err
+	}
+	bulk, err := r.read(ctx, s.conn, "AND lane = 1", held, r.cfg.BatchSize-len(live))
+	if err != nil {
+		return nil, err
+	}
+	return append(live, bulk...), nil
+}
+
+// read reads at most n of the oldest rows matching where (a constant
+// condition), leaving out the aggregates held back.
+func (r *Relay) read(ctx context.Context, conn *pgx.Conn, where string, held []string, n int) ([]row, error) {
 	rows, err := conn.Query(ctx, `SELECT id, event_id::text, aggregate_type, aggregate_id, event_type,
 	        version, payload, occurred_at
 	   FROM `+r.table+`
-	  WHERE aggregate_id <> ALL($1::text[])
+	  WHERE aggregate_id <> ALL($1::text[]) `+where+`
 	  ORDER BY id
-	  LIMIT $2`, r.held.list(time.Now()), r.cfg.BatchSize)
+	  LIMIT $2`, held, n)
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}

@@ -15,6 +15,12 @@
 //     (the writer holds the aggregate's row lock) and so get increasing ids;
 //     the relay publishes in id order, keyed by aggregate id (one partition),
 //     and finishes a batch before it reads the next.
+//   - Live before bulk: when the table has a lane column (0 live, 1 bulk,
+//     as a backfill writes), each round reads the oldest live rows and fills
+//     only the rest of the batch with the oldest bulk rows, so a live event
+//     is never stuck behind a bulk backlog. Order holds within each lane; a
+//     live event may overtake an older bulk event of the same aggregate,
+//     which the consumer's version guard then skips as stale.
 //   - One publisher: replicas elect a leader with a session-level advisory
 //     lock on a dedicated connection; losing that connection is losing the
 //     leadership, and the relay stops publishing until it has it again.

@@ -17,6 +17,9 @@ import (
 type session struct {
 	conn   *pgx.Conn
 	leader bool
+	// lanes says the table has a lane column: the live lane (0) is then
+	// drained before the bulk lane (1).
+	lanes bool
 	// wake holds one pending signal: every NOTIFY received while the
 	// connection was busy collapses into it, so a burst costs one read.
 	wake chan struct{}
@@ -39,6 +42,15 @@ func (r *Relay) connect(ctx context.Context) (*session, error) {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	s.conn = conn
+	// Looked up per connection, so a relay picks up a lane column added by
+	// a migration when it reconnects.
+	err = conn.QueryRow(cctx, `SELECT EXISTS (SELECT 1 FROM pg_attribute
+	        WHERE attrelid = to_regclass($1) AND attname = 'lane' AND attnum > 0 AND NOT attisdropped)`,
+		r.cfg.Table).Scan(&s.lanes)
+	if err != nil {
+		_ = conn.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("look up the outbox lanes: %w", err)
+	}
 	return s, nil
 }
 

@@ -73,6 +73,9 @@ func commands() []command {
 		{"relay", "publish the transactional outbox to Kafka", relay},
 		{"migrate", "apply the pending migrations of the sender database", migrate},
 		{"healthcheck", "exit 0 when a running sender API is healthy (container health checks)", healthcheck},
+		{"seed", "fill SCI's legacy history tables with N realistic histories (no events)", seedHistories},
+		{"backfill", "publish SCI's pre-existing histories through the outbox's bulk lane, resumably", backfillHistories},
+		{"verify", "compare the receiver's copy with the sender's state; exit 1 when they differ", verifyReceiver},
 	}
 }
 
