@@ -49,6 +49,7 @@ func (e *publishError) Error() string { return e.err.Error() }
 // dropped) or when Run must end.
 func (r *Relay) drain(ctx context.Context, s *session, w *kafka.Writer, bo *backoff) error {
 	bo.reset()
+	var emptySince time.Time // start of the current run of empty reads while busy
 	for ctx.Err() == nil {
 		n, err := r.round(ctx, s, w)
 		var pe *publishError
@@ -64,18 +65,57 @@ func (r *Relay) drain(ctx context.Context, s *session, w *kafka.Writer, bo *back
 			return err
 		}
 		bo.reset()
-		if n >= r.cfg.BatchSize {
-			continue
-		}
-		if err := s.wait(ctx, r.cfg.PollInterval); err != nil {
+		if err := r.pace(ctx, s, n, &emptySince); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// round reads the oldest rows (live lane first), publishes them and deletes
-// them, and reports how many rows it read.
+// pace decides what follows a round that found n rows. Busy (rows found
+// lately, writers not notifying): read again at once after a full batch,
+// else after BusyPollInterval. Idle for IdleAfter: tell writers to notify,
+// read once more (a commit may have skipped its NOTIFY just before), then
+// wait for a NOTIFY or PollInterval.
+func (r *Relay) pace(ctx context.Context, s *session, n int, emptySince *time.Time) error {
+	switch {
+	case n >= r.cfg.BatchSize:
+		return r.busy(ctx, s, emptySince)
+	case n > 0:
+		if err := r.busy(ctx, s, emptySince); err != nil {
+			return err
+		}
+		sleep(ctx, r.cfg.BusyPollInterval)
+		return nil
+	case !s.idleFlag || s.listening:
+		d := r.cfg.PollInterval
+		if s.settle {
+			d, s.settle = min(d, settleWait), false
+		}
+		return s.wait(ctx, d)
+	case emptySince.IsZero():
+		*emptySince = time.Now()
+	case time.Since(*emptySince) >= r.cfg.IdleAfter:
+		// Listening from here on; the next round reads once more before waiting.
+		return s.setListening(ctx, r.cfg.Channel, true)
+	}
+	sleep(ctx, r.cfg.BusyPollInterval)
+	return nil
+}
+
+// settleWait is the first wait after turning listening on: long enough for
+// a commit that read the flag just before (its WAL flush) to become visible.
+const settleWait = 50 * time.Millisecond
+
+// busy stops writers' NOTIFYs (a round found rows) and restarts the idle clock.
+func (r *Relay) busy(ctx context.Context, s *session, emptySince *time.Time) error {
+	*emptySince = time.Time{}
+	if s.idleFlag && s.listening {
+		return s.setListening(ctx, r.cfg.Channel, false)
+	}
+	return nil
+}
+
 func (r *Relay) round(ctx context.Context, s *session, w *kafka.Writer) (int, error) {
 	rows, err := r.fetch(ctx, s)
 	if err != nil {

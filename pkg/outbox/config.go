@@ -21,6 +21,8 @@ const (
 	DefaultWriteTimeout       = 10 * time.Second
 	DefaultMinBackoff         = 100 * time.Millisecond
 	DefaultMaxBackoff         = 10 * time.Second
+	DefaultBusyPollInterval   = 2 * time.Millisecond
+	DefaultIdleAfter          = 100 * time.Millisecond
 )
 
 // Config tells a Relay which outbox to drain and where to publish it.
@@ -52,6 +54,15 @@ type Config struct {
 	// held back after one of them could not be encoded, before the relay
 	// looks again. Defaults 100ms and 10s.
 	MinBackoff, MaxBackoff time.Duration
+	// BusyPollInterval is how often a busy leader reads the table again when
+	// a read found nothing. While busy, writers do not NOTIFY (a NOTIFY per
+	// commit serializes the sender's commits), so this bounds the added
+	// latency under load. Default 2ms.
+	BusyPollInterval time.Duration
+	// IdleAfter is how long a leader must find nothing before it declares
+	// itself idle (outbox_relay_state.listening) and waits for NOTIFYs
+	// instead of polling. Default 100ms.
+	IdleAfter time.Duration
 	// LockKey is the PostgreSQL advisory lock that elects the one publishing
 	// relay among replicas. Default (0): derived from Table, so relays of
 	// different outboxes in one database do not exclude each other.
@@ -84,6 +95,12 @@ func (c *Config) SetDefaults() {
 	if c.MaxBackoff == 0 {
 		c.MaxBackoff = DefaultMaxBackoff
 	}
+	if c.BusyPollInterval == 0 {
+		c.BusyPollInterval = DefaultBusyPollInterval
+	}
+	if c.IdleAfter == 0 {
+		c.IdleAfter = DefaultIdleAfter
+	}
 	if c.LockKey == 0 {
 		c.LockKey = lockKey(c.Table)
 	}
@@ -115,6 +132,8 @@ func (c *Config) Validate() error {
 		{"outbox write timeout", c.WriteTimeout},
 		{"outbox min backoff", c.MinBackoff},
 		{"outbox max backoff", c.MaxBackoff},
+		{"outbox busy poll interval", c.BusyPollInterval},
+		{"outbox idle after", c.IdleAfter},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s: must be positive, got %s", d.name, d.v)

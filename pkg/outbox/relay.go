@@ -213,6 +213,11 @@ func (l *loop) step(ctx context.Context) error {
 			return nil
 		}
 		l.standby = false
+		// Start busy (writers do not notify); idle detection turns it on.
+		if err := l.s.setListening(ctx, r.cfg.Channel, false); err != nil {
+			l.drop(ctx, "take the outbox lock", err)
+			return nil
+		}
 		r.stats.leader.Store(true)
 		r.log.Info().Int64("lock_key", r.cfg.LockKey).Msg("leader: publishing the outbox")
 	}

@@ -20,6 +20,14 @@ type session struct {
 	// lanes says the table has a lane column: the live lane (0) is then
 	// drained before the bulk lane (1).
 	lanes bool
+	// idleFlag says the database has outbox_relay_state: writers then
+	// NOTIFY only while this relay says it is listening.
+	idleFlag bool
+	// listening is what this relay last told outbox_relay_state.
+	listening bool
+	// settle is set when listening was just turned on: a commit that read
+	// the flag just before may not have notified, so the first wait is short.
+	settle bool
 	// wake holds one pending signal: every NOTIFY received while the
 	// connection was busy collapses into it, so a burst costs one read.
 	wake chan struct{}
@@ -45,8 +53,9 @@ func (r *Relay) connect(ctx context.Context) (*session, error) {
 	// Looked up per connection, so a relay picks up a lane column added by
 	// a migration when it reconnects.
 	err = conn.QueryRow(cctx, `SELECT EXISTS (SELECT 1 FROM pg_attribute
-	        WHERE attrelid = to_regclass($1) AND attname = 'lane' AND attnum > 0 AND NOT attisdropped)`,
-		r.cfg.Table).Scan(&s.lanes)
+	        WHERE attrelid = to_regclass($1) AND attname = 'lane' AND attnum > 0 AND NOT attisdropped),
+	        to_regclass('outbox_relay_state') IS NOT NULL`,
+		r.cfg.Table).Scan(&s.lanes, &s.idleFlag)
 	if err != nil {
 		_ = conn.Close(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("look up the outbox lanes: %w", err)
@@ -93,6 +102,22 @@ func (s *session) wait(ctx context.Context, d time.Duration) error {
 	case <-s.wake:
 	default:
 	}
+	return nil
+}
+
+// setListening tells writers whether to NOTIFY: true when this relay is
+// idle and waits for them, false while it is busy and polls. Without the
+// state table writers always notify and this does nothing.
+func (s *session) setListening(ctx context.Context, channel string, on bool) error {
+	if !s.idleFlag {
+		return nil
+	}
+	_, err := s.conn.Exec(ctx, `INSERT INTO outbox_relay_state (channel, listening) VALUES ($1, $2)
+		ON CONFLICT (channel) DO UPDATE SET listening = EXCLUDED.listening, updated_at = clock_timestamp()`, channel, on)
+	if err != nil {
+		return fmt.Errorf("set relay listening=%t: %w", on, err)
+	}
+	s.listening, s.settle = on, on
 	return nil
 }
 
