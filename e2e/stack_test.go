@@ -82,6 +82,7 @@ func newStack(t *testing.T) *stack {
 		"SENDER_DATABASE_URL="+s.senderDB.URL,
 		"RECEIVER_DATABASE_URL="+s.receiverDB.URL,
 		"SENDER_HTTP_ADDR="+senderAddr,
+		"RELAY_HTTP_ADDR="+freeAddr(t),
 		"RECEIVER_HTTP_ADDR="+receiverAddr,
 		"KAFKA_BROKERS="+strings.Join(kc.Brokers, ","),
 		"KAFKA_SASL_MECHANISM="+kc.Mechanism,

@@ -130,9 +130,12 @@ func (r *Relay) round(ctx context.Context, s *session, w *kafka.Writer) (int, er
 	// WriteTimeout, and a publish without its delete is a duplicate later.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.WriteTimeout)
 	defer cancel()
+	started := time.Now()
 	if err := w.WriteMessages(pctx, b.msgs...); err != nil {
 		return 0, &publishError{fmt.Errorf("publish: %w", r.kafka.Explain("", err)), len(b.ids), first, last}
 	}
+	r.publishTime.Observe(time.Since(started).Seconds())
+	r.batchSize.Observe(float64(len(b.msgs)))
 	r.stats.published.Add(uint64(len(b.msgs)))
 	if r.afterPublish != nil {
 		if err := r.afterPublish(); err != nil {

@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
 
@@ -59,6 +60,9 @@ type Relay struct {
 	log   zerolog.Logger
 	stats counters
 	held  held
+
+	batchSize, publishTime prometheus.Histogram
+	scrapeErrors           atomic.Uint64
 
 	// afterPublish, when set (tests only), runs after a batch was published
 	// and before it is deleted; an error from it ends Run with that error,
@@ -101,11 +105,14 @@ func New(cfg Config, pool *pgxpool.Pool, conn *kafkasec.Conn, log zerolog.Logger
 		return nil, errors.New("outbox relay: kafka connection is required")
 	}
 	table, _ := tableIdent(cfg.Table) // validated above
+	batchSize, publishTime := newHistograms()
 	return &Relay{
-		cfg:   cfg,
-		table: table,
-		pool:  pool,
-		kafka: conn,
+		batchSize:   batchSize,
+		publishTime: publishTime,
+		cfg:         cfg,
+		table:       table,
+		pool:        pool,
+		kafka:       conn,
 		log: log.With().Str("component", "outbox-relay").Str("table", cfg.Table).
 			Str("topic", cfg.Topic).Logger(),
 		held: held{retry: cfg.MaxBackoff},

@@ -108,7 +108,7 @@ func (r *Runner) newPipeline(ctx context.Context, kind, mode string) (_ *pipelin
 // startOurs starts the relay (and the sender API in http mode) and picks
 // the writer.
 func (r *Runner) startOurs(ctx context.Context, p *pipeline, mode string) error {
-	relay, err := stack.Start("relay", p.logDir, p.withPprof("relay"), r.bins.sender, "relay")
+	relay, err := stack.Start("relay", p.logDir, append(p.withPprof("relay"), "RELAY_HTTP_ADDR="), r.bins.sender, "relay")
 	if err != nil {
 		return err
 	}

@@ -21,11 +21,12 @@ import (
 
 // Defaults of the settings.
 const (
-	defaultDatabaseURL  = "postgres://invoicesync:invoicesync@127.0.0.1:5432/invoicesync_sender"
-	defaultHTTPAddr     = "127.0.0.1:8080"
-	defaultMaxBodyBytes = 1 << 20
-	maxMaxBodyBytes     = 64 << 20
-	defaultTopic        = "sci.invoice-history.v1"
+	defaultDatabaseURL   = "postgres://invoicesync:invoicesync@127.0.0.1:5432/invoicesync_sender"
+	defaultHTTPAddr      = "127.0.0.1:8080"
+	defaultMaxBodyBytes  = 1 << 20
+	maxMaxBodyBytes      = 64 << 20
+	defaultTopic         = "sci.invoice-history.v1"
+	defaultRelayHTTPAddr = "127.0.0.1:8082"
 )
 
 // commonConfig is what every subcommand reads.
@@ -120,6 +121,9 @@ type relayConfig struct {
 	// WriterBatchTimeout is how long the Kafka writer waits to fill a batch,
 	// the relay's latency floor. RELAY_WRITER_BATCH_TIMEOUT, default 1ms.
 	WriterBatchTimeout time.Duration
+	// HTTPAddr serves /metrics, /healthz and /readyz. RELAY_HTTP_ADDR,
+	// default 127.0.0.1:8082; empty turns the listener off.
+	HTTPAddr string
 }
 
 func (c *relayConfig) bind(s *settings.Set) {
@@ -131,6 +135,8 @@ func (c *relayConfig) bind(s *settings.Set) {
 		"how often an idle relay looks at the outbox without a notification")
 	s.Duration(&c.WriterBatchTimeout, "relay-writer-batch-timeout", "RELAY_WRITER_BATCH_TIMEOUT",
 		outbox.DefaultWriterBatchTimeout, "how long the Kafka writer waits to fill a batch (latency floor)")
+	s.String(&c.HTTPAddr, "http-addr", "RELAY_HTTP_ADDR", defaultRelayHTTPAddr,
+		"host:port serving /metrics, /healthz and /readyz (empty: none)")
 }
 
 var topicRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)

@@ -2,10 +2,17 @@ package main
 
 import (
 	"context"
+	"net/http"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/invoicesync/invoicesync/pkg/health"
 	"github.com/invoicesync/invoicesync/pkg/kafkasec"
+	"github.com/invoicesync/invoicesync/pkg/metrics"
 	"github.com/invoicesync/invoicesync/pkg/outbox"
 	"github.com/invoicesync/invoicesync/pkg/settings"
+	"github.com/invoicesync/invoicesync/sender/internal/api"
 )
 
 // relay publishes the outbox until ctx ends. The relay checks the Kafka
@@ -35,5 +42,27 @@ func relay(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	return r.Run(ctx)
+	if cfg.HTTPAddr == "" {
+		return r.Run(ctx)
+	}
+	srv, err := api.NewServer(api.ServerConfig{Addr: cfg.HTTPAddr}, relayOps(r, pool, conn), log)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return r.Run(gctx) })
+	g.Go(func() error { return srv.Run(gctx) })
+	return g.Wait()
+}
+
+// relayOps serves the relay's operational endpoints: GET /metrics (relay
+// counters, batch sizes, publish latency, outbox backlog and the age of its
+// oldest event), GET /healthz, and GET /readyz (database and Kafka reachable).
+func relayOps(r *outbox.Relay, pool *pgxpool.Pool, conn *kafkasec.Conn) http.Handler {
+	reg := metrics.NewRegistry()
+	reg.MustRegister(r.Collector(), r.BacklogCollector())
+	mux := http.NewServeMux()
+	health.New(health.Config{}, map[string]health.Check{"database": pool.Ping, "kafka": conn.Check}).Register(mux)
+	mux.Handle("GET /metrics", metrics.Handler(reg))
+	return mux
 }
