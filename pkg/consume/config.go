@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/invoicesync/invoicesync/pkg/dlq"
 )
 
@@ -53,6 +55,16 @@ type Config struct {
 	// context cancelled or a rebalance), may spend finishing the batch in
 	// flight and committing it. Default 10s.
 	DrainTimeout time.Duration
+	// Metrics, when set, receives the consumer's series:
+	// invoicesync_consumer_lag_messages{topic,partition},
+	// _dead_lettered_total{class}, _retries_total, _batch_size and
+	// _commit_failures_total. Default nil: no metrics.
+	Metrics prometheus.Registerer
+	// LagInterval is how often each assigned partition asks the broker for
+	// its high watermark to update the lag gauge between fetches, so the lag
+	// also grows while a partition is stuck on a batch. Only used with
+	// Metrics. Default 10s.
+	LagInterval time.Duration
 }
 
 // Defaults of Config.
@@ -65,6 +77,7 @@ const (
 	DefaultMinBackoff       = 100 * time.Millisecond
 	DefaultMaxBackoff       = 10 * time.Second
 	DefaultDrainTimeout     = 10 * time.Second
+	DefaultLagInterval      = 10 * time.Second
 )
 
 // SetDefaults fills the zero fields with their defaults.
@@ -80,6 +93,7 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.MinBackoff, DefaultMinBackoff)
 	setDefault(&c.MaxBackoff, DefaultMaxBackoff)
 	setDefault(&c.DrainTimeout, DefaultDrainTimeout)
+	setDefault(&c.LagInterval, DefaultLagInterval)
 }
 
 func setDefault[T comparable](p *T, def T) {
@@ -118,6 +132,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("consumer drain timeout: must be positive, got %v", c.DrainTimeout)
 	case c.RebalanceTimeout <= c.DrainTimeout:
 		return fmt.Errorf("consumer rebalance timeout: %v must exceed the drain timeout %v", c.RebalanceTimeout, c.DrainTimeout)
+	case c.LagInterval <= 0:
+		return fmt.Errorf("consumer lag interval: must be positive, got %v", c.LagInterval)
 	}
 	return nil
 }

@@ -78,17 +78,19 @@ type counters struct {
 
 // Consumer is one member of a consumer group reading one topic.
 type Consumer struct {
-	cfg   Config
-	conn  *kafkasec.Conn
-	h     BatchHandler
-	log   zerolog.Logger
-	dlq   *kafka.Writer
-	stats counters
+	cfg     Config
+	conn    *kafkasec.Conn
+	h       BatchHandler
+	log     zerolog.Logger
+	dlq     *kafka.Writer
+	stats   counters
+	metrics *consumerMetrics // nil: no metrics
 }
 
 // New validates cfg (after filling its defaults) and returns a consumer that
 // reads cfg.Topic through conn, hands the messages to h and dead-letters
-// to cfg.DLQTopic. It does no I/O.
+// to cfg.DLQTopic, and registers its series on cfg.Metrics when set. It
+// does no I/O.
 func New(cfg Config, conn *kafkasec.Conn, h BatchHandler, log zerolog.Logger) (*Consumer, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -97,7 +99,11 @@ func New(cfg Config, conn *kafkasec.Conn, h BatchHandler, log zerolog.Logger) (*
 	if conn == nil || h == nil {
 		return nil, errors.New("consumer: a kafka connection and a handler are required")
 	}
-	return &Consumer{cfg: cfg, conn: conn, h: h,
+	m, err := newConsumerMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	return &Consumer{cfg: cfg, conn: conn, h: h, metrics: m,
 		log: log.With().Str(logging.FieldTopic, cfg.Topic).Str("group_id", cfg.GroupID).Logger(),
 		dlq: &kafka.Writer{
 			Addr:         kafka.TCP(conn.Brokers()...),

@@ -23,6 +23,7 @@ func (p *partition) deadLetter(log zerolog.Logger, m kafka.Message, cause error)
 		err := p.c.dlq.WriteMessages(p.work, dead)
 		if err == nil {
 			p.c.stats.deadLettered.Add(1)
+			p.c.metrics.deadLetter(class)
 			log.Warn().Msg("message dead-lettered; moving on")
 			return p.commit(log, m)
 		}

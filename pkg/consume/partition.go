@@ -22,6 +22,7 @@ type partition struct {
 	com    *committer
 	fail   context.CancelCauseFunc
 	log    zerolog.Logger
+	lag    *lagGauge // nil: no metrics
 	// stop is done when the partition must stop taking new work: the
 	// generation ended (a rebalance, or Run closing the group).
 	stop context.Context
@@ -55,7 +56,9 @@ func (c *Consumer) runPartition(runCtx, genCtx context.Context, com *committer, 
 		return
 	}
 	log.Debug().Int64("start_offset", pa.Offset).Msg("partition started")
-	p := &partition{c: c, id: pa.ID, reader: r, com: com, fail: fail, log: log, stop: stop, work: work}
+	lag := c.metrics.startLag(c.cfg.Topic, pa.ID, r, c.cfg.LagInterval, log)
+	defer lag.stop()
+	p := &partition{c: c, id: pa.ID, reader: r, com: com, fail: fail, log: log, lag: lag, stop: stop, work: work}
 	p.run()
 	log.Debug().Msg("partition stopped")
 }
@@ -72,6 +75,10 @@ func (c *Consumer) readerConfig(id int) kafka.ReaderConfig {
 		QueueCapacity:  c.cfg.BatchSize, // a full batch can be waiting while one is handled
 		IsolationLevel: kafka.ReadCommitted,
 		ErrorLogger:    c.kafkaLogger(),
+		// The lag gauge polls on its own (and only with metrics on);
+		// kafka-go's poll would dial every partition leader once a minute
+		// for a statistic nobody reads.
+		ReadLagInterval: -1,
 	}
 }
 
@@ -98,6 +105,7 @@ func (p *partition) run() {
 			continue
 		}
 		failures = 0
+		p.lag.fetched(batch[len(batch)-1])
 		if !p.process(batch) {
 			return
 		}
@@ -143,6 +151,7 @@ func (p *partition) process(msgs []kafka.Message) bool {
 		case err == nil:
 			p.c.stats.batches.Add(1)
 			p.c.stats.messages.Add(int64(len(msgs)))
+			p.c.metrics.applied(len(msgs))
 			return p.commit(log, msgs[len(msgs)-1])
 		case errors.Is(err, ErrPermanent) && len(msgs) > 1:
 			log.Warn().Err(err).Msg("batch failed permanently; handling its messages one by one")
@@ -154,6 +163,7 @@ func (p *partition) process(msgs []kafka.Message) bool {
 			return false
 		}
 		p.c.stats.retries.Add(1)
+		p.c.metrics.retried()
 		delay := p.c.backoff(attempt)
 		log.Warn().Err(err).Int("attempt", attempt).Dur("retry_in", delay).
 			Msg("handling failed; retrying the same batch")
@@ -184,6 +194,7 @@ func (p *partition) isolate(msgs []kafka.Message) bool {
 func (p *partition) commit(log zerolog.Logger, last kafka.Message) bool {
 	if err := p.com.commit(p.id, last.Offset+1); err != nil {
 		p.c.stats.commitFailures.Add(1)
+		p.c.metrics.commitFailed()
 		log.Warn().Err(p.c.conn.Explain("", err)).Int64("commit_offset", last.Offset+1).
 			Msg("commit failed; the messages will be delivered again")
 	}

@@ -23,7 +23,8 @@ type Config struct {
 	// DatabaseURL reaches the receiver's PostgreSQL database.
 	// RECEIVER_DATABASE_URL, default postgres://invoicesync:invoicesync@127.0.0.1:5432/invoicesync_receiver.
 	DatabaseURL string
-	// HTTPAddr is where the read API listens. RECEIVER_HTTP_ADDR, default 127.0.0.1:8081.
+	// HTTPAddr is where the read API, /healthz, /readyz and /metrics listen.
+	// RECEIVER_HTTP_ADDR, default 127.0.0.1:8081.
 	HTTPAddr string
 	// Kafka reaches the brokers: KAFKA_BROKERS (default localhost:9092),
 	// KAFKA_SASL_MECHANISM (default SCRAM-SHA-512), KAFKA_SASL_USERNAME
@@ -85,7 +86,7 @@ func (c *Config) register(set *settings.Set, s scope) {
 	if s < scopeServe {
 		return
 	}
-	set.String(&c.HTTPAddr, "http-addr", "RECEIVER_HTTP_ADDR", DefaultHTTPAddr, "host:port of the read API")
+	set.String(&c.HTTPAddr, "http-addr", "RECEIVER_HTTP_ADDR", DefaultHTTPAddr, "host:port of the read API, /healthz, /readyz and /metrics")
 	set.Kafka(&c.Kafka)
 	c.Kafka.ClientID = "invoicesync-receiver" // names this process in the brokers' logs
 	set.String(&c.Topic, "kafka-topic", "KAFKA_TOPIC", DefaultTopic, "topic of the invoice history events")

@@ -3,13 +3,18 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/invoicesync/invoicesync/migrations"
 	"github.com/invoicesync/invoicesync/pkg/consume"
 	"github.com/invoicesync/invoicesync/pkg/db"
+	"github.com/invoicesync/invoicesync/pkg/health"
 	"github.com/invoicesync/invoicesync/pkg/kafkasec"
+	"github.com/invoicesync/invoicesync/pkg/metrics"
 	"github.com/invoicesync/invoicesync/receiver/internal/api"
 	"github.com/invoicesync/invoicesync/receiver/internal/apply"
 	"github.com/invoicesync/invoicesync/receiver/internal/store"
@@ -18,7 +23,9 @@ import (
 const serveSummary = `Consumes SCI's invoice history events and applies them to the receiver
 database exactly once (each event id is recorded with its effect), publishes
 the events that can never be applied to the dead-letter topic with the
-reason, prunes old event ids, and serves the read API. Stops on
+reason, prunes old event ids, and serves the read API. The API's listener
+also serves GET /healthz (liveness), GET /readyz (503 naming the database or
+Kafka when one cannot be reached) and GET /metrics (Prometheus). Stops on
 SIGINT/SIGTERM after finishing the batches and the requests in flight.`
 
 // serve runs the consumer and the read API until ctx is cancelled or one of
@@ -45,18 +52,21 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
+	reg := metrics.NewRegistry()
 	st := store.New(pool)
-	consumer, err := consume.New(consume.Config{Topic: cfg.Topic, GroupID: cfg.GroupID,
-		DLQTopic: cfg.DLQTopic, BatchSize: cfg.BatchSize}, conn, apply.New(st, cfg.location), a.log)
+	consumer, err := a.newConsumer(cfg, st, conn, reg)
 	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
+		return err
 	}
 	janitor, err := store.NewJanitor(store.JanitorConfig{Retention: cfg.LedgerRetention,
-		Interval: cfg.LedgerCleanupInterval}, st, a.log)
+		Interval: cfg.LedgerCleanupInterval, Metrics: reg}, st, a.log)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	srv, err := api.Listen(cfg.HTTPAddr, api.New(st, a.log), a.log)
+	srv, err := api.Listen(cfg.HTTPAddr, api.New(api.Config{
+		Routes: opsRoutes(reg, pool, conn),
+		Wrap:   func(next http.Handler) http.Handler { return metrics.InstrumentHTTP(reg, next) },
+	}, st, a.log), a.log)
 	if err != nil {
 		return err
 	}
@@ -69,4 +79,33 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	}
 	a.log.Info().Msg("stopped")
 	return nil
+}
+
+// newConsumer returns the consumer that applies the events to st, with its
+// series and the handler's on reg.
+func (a *app) newConsumer(cfg *Config, st *store.Store, conn *kafkasec.Conn, reg prometheus.Registerer) (*consume.Consumer, error) {
+	handler, err := apply.New(st, apply.Config{Location: cfg.location, Metrics: reg})
+	if err != nil {
+		return nil, err
+	}
+	consumer, err := consume.New(consume.Config{Topic: cfg.Topic, GroupID: cfg.GroupID,
+		DLQTopic: cfg.DLQTopic, BatchSize: cfg.BatchSize, Metrics: reg}, conn, handler, a.log)
+	if err != nil {
+		return nil, fmt.Errorf("configuration: %w", err)
+	}
+	return consumer, nil
+}
+
+// opsRoutes adds the operational endpoints to the read API: GET /metrics
+// (Prometheus: the consumer's, the handler's and the janitor's series,
+// per-route request counts and latencies, Go runtime) and GET /readyz (the
+// database answers a ping and a Kafka broker accepts the credentials, each
+// within the checker's 3s timeout; results are cached for 2s). GET /healthz
+// stays a liveness check that touches no dependency.
+func opsRoutes(reg *prometheus.Registry, pool *pgxpool.Pool, conn *kafkasec.Conn) func(*http.ServeMux) {
+	return func(mux *http.ServeMux) {
+		ready := health.New(health.Config{}, map[string]health.Check{"database": pool.Ping, "kafka": conn.Check})
+		mux.HandleFunc("GET /readyz", ready.Readyz)
+		mux.Handle("GET /metrics", metrics.Handler(reg))
+	}
 }

@@ -29,6 +29,16 @@ type Reader interface {
 	ListByDestination(ctx context.Context, destinationCode string, limit int, cursor string) (store.Page, error)
 }
 
+// Config adds the process's own parts to the API. Both fields are optional.
+type Config struct {
+	// Routes, when set, adds the process's operational routes (metrics,
+	// readiness) to the API's mux.
+	Routes func(mux *http.ServeMux)
+	// Wrap, when set, wraps the mux itself, so it sees the matched route
+	// pattern (r.Pattern), e.g. for metrics.
+	Wrap func(http.Handler) http.Handler
+}
+
 type api struct {
 	r   Reader
 	log zerolog.Logger
@@ -41,9 +51,10 @@ type api struct {
 //	                                               {"items": [...], "nextCursor": "..."}
 //	GET /healthz                                   200 while the process serves
 //
-// Errors are {"error": "..."} naming the parameter at fault; failures of
-// the database are logged here once and answered 500 without details.
-func New(r Reader, log zerolog.Logger) http.Handler {
+// plus cfg.Routes. Errors are {"error": "..."} naming the parameter at
+// fault; failures of the database are logged here once and answered 500
+// without details.
+func New(cfg Config, r Reader, log zerolog.Logger) http.Handler {
 	a := &api{r: r, log: log}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/histories/{historyId}", a.getHistory)
@@ -51,6 +62,12 @@ func New(r Reader, log zerolog.Logger) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
+	if cfg.Routes != nil {
+		cfg.Routes(mux)
+	}
+	if cfg.Wrap != nil {
+		return cfg.Wrap(mux)
+	}
 	return mux
 }
 

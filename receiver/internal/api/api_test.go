@@ -50,7 +50,7 @@ func newServer(t *testing.T, n int) *httptest.Server {
 		seed(int64(i), "D-1", sent.Add(time.Duration(i)*time.Minute))
 	}
 	seed(100, "D-2", sent)
-	srv := httptest.NewServer(api.New(s, zerolog.Nop()))
+	srv := httptest.NewServer(api.New(api.Config{}, s, zerolog.Nop()))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -172,7 +172,7 @@ func TestListHistoriesRejectsBadParameters(t *testing.T) {
 }
 
 func TestHealthz(t *testing.T) {
-	srv := httptest.NewServer(api.New(nil, zerolog.Nop()))
+	srv := httptest.NewServer(api.New(api.Config{}, nil, zerolog.Nop()))
 	defer srv.Close()
 	if status, body := get(t, srv, "/healthz"); status != http.StatusOK || body["status"] != "ok" {
 		t.Fatalf("GET /healthz = %d %v", status, body)
@@ -180,7 +180,7 @@ func TestHealthz(t *testing.T) {
 }
 
 func TestServerStopsWhenCancelled(t *testing.T) {
-	s, err := api.Listen("127.0.0.1:0", api.New(nil, zerolog.Nop()), zerolog.Nop())
+	s, err := api.Listen("127.0.0.1:0", api.New(api.Config{}, nil, zerolog.Nop()), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

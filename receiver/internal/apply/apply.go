@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/invoicesync/invoicesync/pkg/consume"
@@ -48,19 +49,37 @@ type Stats struct {
 	Duplicate int64
 }
 
+// Config tunes a Handler. Every field has a default.
+type Config struct {
+	// Location is the zone in which an invoice's issue instant becomes its
+	// issue date. Default UTC.
+	Location *time.Location
+	// Metrics, when set, receives the handler's series:
+	// invoicesync_receiver_events_total{outcome} and
+	// invoicesync_receiver_end_to_end_latency_seconds. Default nil: no
+	// metrics.
+	Metrics prometheus.Registerer
+}
+
 // Handler applies invoice_history.changed events.
 type Handler struct {
 	store                               Applier
 	loc                                 *time.Location
 	applied, deleted, stale, duplicated atomic.Int64
+	metrics                             *handlerMetrics // nil: no metrics
 }
 
-// New returns a handler applying to s, with issue dates in loc (nil: UTC).
-func New(s Applier, loc *time.Location) *Handler {
-	if loc == nil {
-		loc = time.UTC
+// New returns a handler applying to s, and registers its series on
+// cfg.Metrics when set.
+func New(s Applier, cfg Config) (*Handler, error) {
+	if cfg.Location == nil {
+		cfg.Location = time.UTC
 	}
-	return &Handler{store: s, loc: loc}
+	m, err := newHandlerMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{store: s, loc: cfg.Location, metrics: m}, nil
 }
 
 // Stats returns the outcome counts so far; safe while the consumer runs.
@@ -96,10 +115,14 @@ func (h *Handler) HandleBatch(ctx context.Context, msgs []kafka.Message) error {
 	return nil
 }
 
-// record counts the outcomes and logs one debug line per event.
+// record counts the outcomes, observes the end-to-end latency of the
+// changes (the batch transaction has just committed) and logs one debug
+// line per event.
 func (h *Handler) record(ctx context.Context, msgs []kafka.Message, rows []store.History, outcomes []store.Outcome) {
 	log := logging.Ctx(ctx)
+	now := time.Now()
 	for i, o := range outcomes {
+		h.metrics.observe(o, rows[i].SourceOccurredAt, now)
 		switch o {
 		case store.Applied:
 			h.applied.Add(1)

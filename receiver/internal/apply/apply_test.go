@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/invoicesync/invoicesync/migrations"
@@ -21,7 +23,11 @@ import (
 
 func TestHandleBatchAppliesDeletesAndSkipsStaleAndDuplicates(t *testing.T) {
 	s := store.New(testsupport.MigratedDatabase(t, migrations.Receiver).Pool)
-	h := apply.New(s, nil)
+	reg := prometheus.NewRegistry()
+	h, err := apply.New(s, apply.Config{Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := context.Background()
 	handle := func(msgs ...kafka.Message) {
 		t.Helper()
@@ -44,12 +50,42 @@ func TestHandleBatchAppliesDeletesAndSkipsStaleAndDuplicates(t *testing.T) {
 	if st := h.Stats(); st != (apply.Stats{Applied: 1, Deleted: 1, Stale: 1, Duplicate: 1}) {
 		t.Fatalf("stats %+v, want 1 applied, 1 deleted, 1 stale (republished v1), 1 duplicate (redelivered v1)", st)
 	}
+	want := `
+# HELP invoicesync_receiver_events_total Events handled, by outcome: applied, deleted (ERROR), stale (an older version), duplicate (seen before).
+# TYPE invoicesync_receiver_events_total counter
+invoicesync_receiver_events_total{outcome="applied"} 1
+invoicesync_receiver_events_total{outcome="deleted"} 1
+invoicesync_receiver_events_total{outcome="duplicate"} 1
+invoicesync_receiver_events_total{outcome="stale"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "invoicesync_receiver_events_total"); err != nil {
+		t.Error(err)
+	}
+	// One latency per change the store took: the applied v1 and the deleting v2.
+	if got := latencyCount(t, reg); got != 2 {
+		t.Errorf("end_to_end_latency_seconds count = %d, want 2 (applied + deleted)", got)
+	}
+}
+
+// latencyCount is how many latencies the handler observed.
+func latencyCount(t *testing.T, reg *prometheus.Registry) uint64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "invoicesync_receiver_end_to_end_latency_seconds" {
+			return f.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	return 0
 }
 
 // Every event this build cannot apply fails permanently, names the problem,
 // and carries the dead-letter class that says what kind of problem it is.
 func TestHandleBatchClassifiesUnprocessableEvents(t *testing.T) {
-	h := apply.New(nil, nil) // never reaches the store
+	h := newHandler(t, nil) // never reaches the store
 	valid := payload(5, contract.StatusSent, "1")
 	withEnvelope := func(mutate func(*contract.Envelope)) kafka.Message {
 		body, _ := json.Marshal(valid)
@@ -94,7 +130,7 @@ func TestHandleBatchClassifiesUnprocessableEvents(t *testing.T) {
 // database that cannot be reached is not.
 func TestHandleBatchClassifiesDatabaseErrors(t *testing.T) {
 	d := testsupport.MigratedDatabase(t, migrations.Receiver)
-	h := apply.New(store.New(d.Pool), nil)
+	h := newHandler(t, store.New(d.Pool))
 	nul := payload(7, contract.StatusSent, "1")
 	nul.SenderOfficeName = "Office\x00" // valid JSON and contract, not storable in a text column
 	err := h.HandleBatch(context.Background(), []kafka.Message{event(t, nul, 1)})

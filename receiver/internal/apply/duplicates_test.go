@@ -31,7 +31,7 @@ func TestDuplicateDeliveriesTakeEffectOnce(t *testing.T) {
 
 	// The first member applies the batch, then "crashes" before committing
 	// the offset: its handler holds on until the drain timeout ends it.
-	first := apply.New(s, nil)
+	first := newHandler(t, s)
 	applied := make(chan struct{})
 	cfg := consumerConfig(topic, group)
 	cfg.BatchLinger, cfg.DrainTimeout = 500*time.Millisecond, 200*time.Millisecond
@@ -58,7 +58,7 @@ func TestDuplicateDeliveriesTakeEffectOnce(t *testing.T) {
 		t.Fatalf("first delivery: %+v, want 3 applied and the second copy of event 2 a duplicate", st)
 	}
 
-	second := apply.New(s, nil)
+	second := newHandler(t, s)
 	_, stop = start(t, k, consumerConfig(topic, group), second)
 	waitFor(t, "the group to catch up", func() bool { return caughtUp(t, k, group, topic, 1) })
 	if err := stop(); err != nil {

@@ -26,7 +26,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add(env)
 	f.Add([]byte(`{"schemaVersion":"1.9","payload":{}}`))
 	f.Add([]byte(`null`))
-	h := New(nil, time.FixedZone("X", -11*3600))
+	h, err := New(nil, Config{Location: time.FixedZone("X", -11*3600)})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		row, err := h.decode(kafka.Message{Value: b})
 		if err != nil {

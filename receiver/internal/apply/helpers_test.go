@@ -15,6 +15,7 @@ import (
 	"github.com/invoicesync/invoicesync/pkg/contract"
 	"github.com/invoicesync/invoicesync/pkg/dlq"
 	"github.com/invoicesync/invoicesync/pkg/testsupport"
+	"github.com/invoicesync/invoicesync/receiver/internal/apply"
 	"github.com/invoicesync/invoicesync/receiver/internal/store"
 )
 
@@ -53,6 +54,16 @@ func (o *outcomes) count() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return len(o.log)
+}
+
+// newHandler is a handler applying to s, in UTC, without metrics.
+func newHandler(t *testing.T, s apply.Applier) *apply.Handler {
+	t.Helper()
+	h, err := apply.New(s, apply.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 // topics creates a topic with partitions and its dead-letter topic.

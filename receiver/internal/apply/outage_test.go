@@ -12,7 +12,6 @@ import (
 	"github.com/invoicesync/invoicesync/pkg/db"
 	"github.com/invoicesync/invoicesync/pkg/dlq"
 	"github.com/invoicesync/invoicesync/pkg/testsupport"
-	"github.com/invoicesync/invoicesync/receiver/internal/apply"
 	"github.com/invoicesync/invoicesync/receiver/internal/store"
 )
 
@@ -41,7 +40,7 @@ func TestDatabaseOutageRetriesAndLosesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	h := apply.New(store.New(pool), nil)
+	h := newHandler(t, store.New(pool))
 	c, stop := start(t, k, consumerConfig(topic, group), h)
 
 	produce(t, k, topic, histories(t, 1, 10)...)

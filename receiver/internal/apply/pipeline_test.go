@@ -17,7 +17,6 @@ import (
 	"github.com/invoicesync/invoicesync/pkg/contract"
 	"github.com/invoicesync/invoicesync/pkg/dlq"
 	"github.com/invoicesync/invoicesync/pkg/testsupport"
-	"github.com/invoicesync/invoicesync/receiver/internal/apply"
 	"github.com/invoicesync/invoicesync/receiver/internal/store"
 )
 
@@ -45,7 +44,7 @@ func TestConsumerAppliesEventsEndToEnd(t *testing.T) {
 		dup4, dup4)
 
 	var failures atomic.Int32
-	_, stop := start(t, k, consumerConfig(topic, group), failFirst(apply.New(rec, nil), string(flaky.Headers[0].Value), 2, &failures))
+	_, stop := start(t, k, consumerConfig(topic, group), failFirst(newHandler(t, rec), string(flaky.Headers[0].Value), 2, &failures))
 	waitFor(t, "the group to catch up", func() bool { return caughtUp(t, k, group, topic, partitions) })
 	if err := stop(); err != nil {
 		t.Fatalf("Run = %v", err)
@@ -78,7 +77,7 @@ func TestConsumerAppliesEventsEndToEnd(t *testing.T) {
 
 	// A restarted member handles only what was produced after the commits.
 	produce(t, k, topic, event(t, payload(6, contract.StatusSent, "6"), 1))
-	_, stop = start(t, k, consumerConfig(topic, group), apply.New(rec, nil))
+	_, stop = start(t, k, consumerConfig(topic, group), newHandler(t, rec))
 	waitFor(t, "the group to catch up", func() bool { return caughtUp(t, k, group, topic, partitions) })
 	if err := stop(); err != nil {
 		t.Fatalf("Run = %v", err)
@@ -137,7 +136,7 @@ func TestEveryPermanentFailureIsDeadLetteredAndTheRestApplied(t *testing.T) {
 
 	cfg := consumerConfig(topic, group)
 	cfg.BatchLinger = 500 * time.Millisecond // the seven messages arrive as one batch
-	h := apply.New(s, nil)
+	h := newHandler(t, s)
 	c, stop := start(t, k, cfg, h)
 	waitFor(t, "the group to catch up", func() bool { return caughtUp(t, k, group, topic, 1) })
 	if err := stop(); err != nil {

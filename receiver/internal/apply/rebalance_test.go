@@ -26,7 +26,7 @@ func TestRebalanceAppliesEveryEventExactlyOnce(t *testing.T) {
 	d := testsupport.MigratedDatabase(t, migrations.Receiver)
 	s := store.New(d.Pool)
 
-	a, b := apply.New(s, nil), apply.New(s, nil)
+	a, b := newHandler(t, s), newHandler(t, s)
 	ca, stopA := start(t, k, consumerConfig(topic, group), a)
 	_, stopB := start(t, k, consumerConfig(topic, group), b)
 	rounds, stopProducing := produceRounds(t, k, topic, ids)

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/invoicesync/invoicesync/pkg/metrics"
 )
 
 // PruneLedger deletes up to limit ledger rows of events processed more than
@@ -35,6 +38,9 @@ type JanitorConfig struct {
 	// BatchRows bounds the rows one DELETE removes, so pruning a large
 	// backlog never holds long locks or one huge transaction. Default 10000.
 	BatchRows int
+	// Metrics, when set, receives invoicesync_receiver_ledger_pruned_total.
+	// Default nil: no metrics.
+	Metrics prometheus.Registerer
 }
 
 // Defaults of JanitorConfig.
@@ -73,19 +79,30 @@ func (c *JanitorConfig) Validate() error {
 // Janitor keeps the processed-event ledger bounded by deleting the rows
 // older than the retention, in bounded batches, at a fixed interval.
 type Janitor struct {
-	cfg   JanitorConfig
-	store *Store
-	log   zerolog.Logger
+	cfg    JanitorConfig
+	store  *Store
+	log    zerolog.Logger
+	pruned prometheus.Counter // nil: no metrics
 }
 
 // NewJanitor validates cfg (after filling its defaults) and returns a
-// janitor of s's ledger.
+// janitor of s's ledger, with its counter registered on cfg.Metrics when set.
 func NewJanitor(cfg JanitorConfig, s *Store, log zerolog.Logger) (*Janitor, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Janitor{cfg: cfg, store: s, log: log.With().Str("component", "ledger-janitor").Logger()}, nil
+	j := &Janitor{cfg: cfg, store: s, log: log.With().Str("component", "ledger-janitor").Logger()}
+	if cfg.Metrics != nil {
+		j.pruned = prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "receiver", Name: "ledger_pruned_total",
+			Help: "Processed-event ledger rows deleted for being older than the retention.",
+		})
+		if err := cfg.Metrics.Register(j.pruned); err != nil {
+			return nil, fmt.Errorf("ledger janitor metrics: %w", err)
+		}
+	}
+	return j, nil
 }
 
 // Run prunes at once and then every Interval until ctx is cancelled, and
@@ -118,6 +135,9 @@ func (j *Janitor) Prune(ctx context.Context) (int64, error) {
 	for {
 		n, err := j.store.PruneLedger(ctx, j.cfg.Retention, j.cfg.BatchRows)
 		total += n
+		if j.pruned != nil {
+			j.pruned.Add(float64(n))
+		}
 		if err != nil || n < int64(j.cfg.BatchRows) {
 			return total, err
 		}

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
 	"github.com/invoicesync/invoicesync/migrations"
@@ -27,7 +29,8 @@ func TestJanitorPrunesOldLedgerRowsAndTheGuardStillHolds(t *testing.T) {
 	                                WHERE aggregate_id IN ('1', '2', '3')`); err != nil {
 		t.Fatal(err)
 	}
-	j, err := store.NewJanitor(store.JanitorConfig{Retention: 7 * 24 * time.Hour, BatchRows: 2}, s, zerolog.Nop())
+	reg := prometheus.NewRegistry()
+	j, err := store.NewJanitor(store.JanitorConfig{Retention: 7 * 24 * time.Hour, BatchRows: 2, Metrics: reg}, s, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,6 +39,14 @@ func TestJanitorPrunesOldLedgerRowsAndTheGuardStillHolds(t *testing.T) {
 	}
 	if n := ledgerRows(t, d); n != 2 {
 		t.Fatalf("ledger holds %d rows after pruning, want 2", n)
+	}
+	want := `
+# HELP invoicesync_receiver_ledger_pruned_total Processed-event ledger rows deleted for being older than the retention.
+# TYPE invoicesync_receiver_ledger_pruned_total counter
+invoicesync_receiver_ledger_pruned_total 3
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
 	}
 	before, _ := s.Get(ctx, 1)
 	apply(t, s, history(1, 1, 1), store.Stale)     // pruned: the guard refuses it
