@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"testing"
 	"time"
 
@@ -187,3 +188,7 @@ func (s *stack) waitCaughtUp(t *testing.T) {
 		return true
 	})
 }
+
+func itoa(id int64) string { return strconv.FormatInt(id, 10) }
+
+func newRand() *rand.Rand { return rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)) }
