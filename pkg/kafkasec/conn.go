@@ -110,6 +110,9 @@ func (c *Conn) Check(ctx context.Context) error {
 			if errors.Is(err, ErrAuthentication) {
 				return err
 			}
+			if !strings.Contains(err.Error(), b) {
+				err = fmt.Errorf("broker %s: %w", b, err)
+			}
 			errs = append(errs, err)
 			continue
 		}
