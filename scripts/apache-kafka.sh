@@ -61,6 +61,8 @@ offsets.topic.num.partitions=6
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
+# The tests use 3 s consumer session timeouts to keep rebalances quick.
+group.min.session.timeout.ms=1000
 PROPS
   java_run kafka.tools.StorageTool format -t "$(java_run kafka.tools.StorageTool random-uuid)" \
     -c "$STATE/server.properties" --add-scram "SCRAM-SHA-512=[name=$USER_NAME,password=$PASSWORD]" >"$STATE/logs/format.log" 2>&1 ||
@@ -68,7 +70,9 @@ PROPS
   java_run kafka.Kafka "$STATE/server.properties" >"$STATE/logs/stdout.log" 2>&1 &
   echo $! >"$STATE/pid"
   for _ in $(seq 1 120); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    # The port opens before the broker serves requests: wait for its own word.
+    if grep -q "Kafka Server started" "$STATE/logs/server.log" 2>/dev/null &&
+      (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
       echo "apache-kafka.sh: Apache Kafka $VERSION listening on 127.0.0.1:$PORT (SASL_PLAINTEXT, SCRAM-SHA-512, user $USER_NAME)" >&2
       return
     fi

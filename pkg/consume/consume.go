@@ -185,6 +185,12 @@ func (c *Consumer) followGenerations(ctx context.Context, cg *kafka.ConsumerGrou
 				fail(err)
 				return
 			}
+			if errors.Is(err, kafka.InvalidSessionTimeout) {
+				// Retrying cannot help: it is this process's configuration.
+				fail(fmt.Errorf("the broker refuses session timeout %s: it must lie within the broker's "+
+					"group.min.session.timeout.ms and group.max.session.timeout.ms: %w", c.cfg.SessionTimeout, err))
+				return
+			}
 			// kafka-go backs off before its next attempt to join.
 			c.log.Warn().Err(err).Msg("joining the consumer group failed; trying again")
 		}
