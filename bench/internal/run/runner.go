@@ -190,6 +190,13 @@ func (r *Runner) limit(ctx context.Context) error {
 	if err := r.startLimitWriter(ctx, p, url); err != nil {
 		return err
 	}
+	// Under load the busy relay has turned listening off, so writers do not
+	// NOTIFY; with no relay running the flag keeps its default (on). Set it
+	// as a busy relay would, so the limit measures the writers' real
+	// transaction.
+	if _, err := p.writerPool.Exec(ctx, "UPDATE outbox_relay_state SET listening = false"); err != nil {
+		return fmt.Errorf("limit: turn listening off: %w", err)
+	}
 	cpu0 := r.cpu(nil)
 	res := closedLoop(ctx, p.writer, r.cfg.Writers, r.cfg.LimitDuration, r.log)
 	cpu1 := r.cpu(nil)
