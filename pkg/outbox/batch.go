@@ -162,30 +162,21 @@ func (r *Relay) round(ctx context.Context, s *session, w *kafka.Writer) (int, er
 func (r *Relay) fetch(ctx context.Context, s *session) ([]row, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
 	defer cancel()
-	held := r.held.list(time.Now())
-	if !s.lanes {
-		return r.read(ctx, s.conn, "", held, r.cfg.BatchSize)
+	const cols = `id, event_id::text, aggregate_type, aggregate_id, event_type, version, payload, occurred_at`
+	query := `SELECT ` + cols + ` FROM ` + r.table + `
+	  WHERE aggregate_id <> ALL($1::text[]) ORDER BY id LIMIT $2`
+	if s.lanes {
+		// One round trip: each branch walks its lane's index. Without
+		// parallel workers (off on the session) Append runs the branches in
+		// order and LIMIT stops it early: live rows first, bulk rows only
+		// to fill the batch, and no bulk row read when live fills it.
+		branch := func(lane int) string {
+			return fmt.Sprintf(`(SELECT %s FROM %s WHERE aggregate_id <> ALL($1::text[]) AND lane = %d
+			  ORDER BY id LIMIT $2)`, cols, r.table, lane)
+		}
+		query = branch(0) + ` UNION ALL ` + branch(1) + ` LIMIT $2`
 	}
-	live, err := r.read(ctx, s.conn, "AND lane = 0", held, r.cfg.BatchSize)
-	if err != nil || len(live) == r.cfg.BatchSize {
-		return live, err
-	}
-	bulk, err := r.read(ctx, s.conn, "AND lane = 1", held, r.cfg.BatchSize-len(live))
-	if err != nil {
-		return nil, err
-	}
-	return append(live, bulk...), nil
-}
-
-// read reads at most n of the oldest rows matching where (a constant
-// condition), leaving out the aggregates held back.
-func (r *Relay) read(ctx context.Context, conn *pgx.Conn, where string, held []string, n int) ([]row, error) {
-	rows, err := conn.Query(ctx, `SELECT id, event_id::text, aggregate_type, aggregate_id, event_type,
-	        version, payload, occurred_at
-	   FROM `+r.table+`
-	  WHERE aggregate_id <> ALL($1::text[]) `+where+`
-	  ORDER BY id
-	  LIMIT $2`, held, n)
+	rows, err := s.conn.Query(ctx, query, r.held.list(time.Now()), r.cfg.BatchSize)
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}
@@ -201,9 +192,6 @@ func (r *Relay) read(ctx context.Context, conn *pgx.Conn, where string, held []s
 	return out, nil
 }
 
-// encode turns rows into messages. A row that breaks the envelope contract
-// holds back its aggregate: neither it nor a later row of that aggregate is
-// published (that would reorder the aggregate), and all stay in the table.
 func (r *Relay) encode(rows []row) batch {
 	b := batch{msgs: make([]kafka.Message, 0, len(rows)), ids: make([]int64, 0, len(rows))}
 	var stuck map[string]bool

@@ -50,6 +50,12 @@ func (r *Relay) connect(ctx context.Context) (*session, error) {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	s.conn = conn
+	// The relay's reads are small index scans; a parallel plan could also
+	// interleave the lanes of fetch's UNION ALL.
+	if _, err := conn.Exec(cctx, "SET max_parallel_workers_per_gather = 0"); err != nil {
+		_ = conn.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("configure the relay session: %w", err)
+	}
 	// Looked up per connection, so a relay picks up a lane column added by
 	// a migration when it reconnects.
 	err = conn.QueryRow(cctx, `SELECT EXISTS (SELECT 1 FROM pg_attribute
