@@ -271,9 +271,8 @@ func (s *stack) startWithEnv(name, bin string, extra []string, args ...string) {
 	s.t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(slices.Clip(s.env), extra...)
-	p := &proc{cmd: cmd, log: &bytes.Buffer{}, done: make(chan error, 1)}
-	w := &lockedWriter{buf: p.log}
-	cmd.Stdout, cmd.Stderr = w, w
+	p := &proc{cmd: cmd, log: &testsupport.SyncBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("start %s: %v", name, err)
 	}

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -62,7 +61,7 @@ type stack struct {
 
 type proc struct {
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *testsupport.SyncBuffer
 	done chan error
 }
 
@@ -118,9 +117,8 @@ func (s *stack) start(name, bin string, args ...string) {
 	s.t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = s.env
-	p := &proc{cmd: cmd, log: &bytes.Buffer{}, done: make(chan error, 1)}
-	w := &lockedWriter{buf: p.log}
-	cmd.Stdout, cmd.Stderr = w, w
+	p := &proc{cmd: cmd, log: &testsupport.SyncBuffer{}, done: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("start %s: %v", name, err)
 	}
@@ -189,17 +187,6 @@ func (s *stack) stopAll() {
 			s.t.Logf("---- %s (exit: %v) log tail ----\n%s", n, err, tail(p.log.String(), 40))
 		}
 	}
-}
-
-type lockedWriter struct {
-	mu  sync.Mutex
-	buf *bytes.Buffer
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
 }
 
 func tail(s string, n int) string {

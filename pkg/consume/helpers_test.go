@@ -1,7 +1,6 @@
 package consume_test
 
 import (
-	"bytes"
 	"context"
 	"strconv"
 	"sync"
@@ -139,45 +138,13 @@ func (r *recorder) all() [][]int64 {
 }
 
 // syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testsupport.SyncBuffer
 
 // run starts c.Run and returns a stop function that cancels it and returns
 // its result.
 func run(t *testing.T, c interface{ Run(context.Context) error }) func() error {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	var once sync.Once
-	var result error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case result = <-done:
-			case <-time.After(60 * time.Second):
-				t.Error("Run did not return within 60s of cancel")
-			}
-		})
-		return result
-	}
-	t.Cleanup(func() { _ = stop() })
-	return stop
+	return testsupport.Start(t, c).Stop
 }
 
 func headerOf(m kafka.Message, key string) string {

@@ -30,7 +30,7 @@ func BenchmarkRelayPublish(b *testing.B) {
 			time.Sleep(time.Millisecond)
 		}
 		b.StopTimer()
-		if err := g.stop(b); err != nil {
+		if err := g.Stop(); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()

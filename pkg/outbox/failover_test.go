@@ -17,7 +17,7 @@ func TestCrashBetweenPublishAndDeleteRepublishes(t *testing.T) {
 	outbox.SetAfterPublish(first, func() error { return crash })
 	_, event := insert(t, e.db.Pool, "agg-1", 1)
 
-	if err := start(t, first).wait(t); !errors.Is(err, crash) {
+	if err := start(t, first).Wait(); !errors.Is(err, crash) {
 		t.Fatalf("Run = %v, want the simulated crash", err)
 	}
 	waitFor(t, "the event on the topic", func() bool { return e.got.has(event) })
@@ -50,7 +50,7 @@ func TestStandbyTakesOverWhenLeaderStops(t *testing.T) {
 		t.Fatalf("standby stats %+v while the other relay leads: two publishers", s)
 	}
 
-	if err := runLeader.stop(t); err != nil {
+	if err := runLeader.Stop(); err != nil {
 		t.Fatalf("leader Run = %v, want nil after cancel", err)
 	}
 	if leader.Stats().Leader {

@@ -55,44 +55,10 @@ func zeroLog(t testing.TB) zerolog.Logger {
 	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel).With().Timestamp().Logger()
 }
 
-// running is a relay whose Run goes on in the background.
-type running struct {
-	cancel   context.CancelFunc
-	finished chan struct{}
-	err      error // of Run, once finished is closed
-}
-
-// start runs r until stop or the end of the test.
-func start(t testing.TB, r *outbox.Relay) *running {
+// start runs r until Stop or the end of the test.
+func start(t testing.TB, r *outbox.Relay) *testsupport.Running {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	g := &running{cancel: cancel, finished: make(chan struct{})}
-	go func() {
-		defer close(g.finished)
-		g.err = r.Run(ctx)
-	}()
-	t.Cleanup(func() { _ = g.stop(t) })
-	return g
-}
-
-// stop cancels Run and returns its error.
-func (g *running) stop(t testing.TB) error {
-	t.Helper()
-	g.cancel()
-	return g.wait(t)
-}
-
-// wait returns Run's error once it returned; a Run that does not return
-// within the deadline fails the test.
-func (g *running) wait(t testing.TB) error {
-	t.Helper()
-	select {
-	case <-g.finished:
-		return g.err
-	case <-time.After(deadline):
-		t.Fatal("Run did not return")
-		return nil
-	}
+	return testsupport.Start(t, r)
 }
 
 // insert enqueues one event in q (a pool or an open transaction) and

@@ -1,30 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/invoicesync/invoicesync/pkg/testsupport"
 )
 
 // syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testsupport.SyncBuffer
 
 // invoke runs the command with args and exactly the environment env.
 func invoke(ctx context.Context, env map[string]string, args ...string) (stdout, stderr *syncBuffer, err error) {

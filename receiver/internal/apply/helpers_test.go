@@ -99,24 +99,7 @@ func start(t *testing.T, k *testsupport.Kafka, cfg consume.Config, h consume.Bat
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	var once sync.Once
-	var result error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case result = <-done:
-			case <-time.After(60 * time.Second):
-				t.Error("Run did not return within 60s of cancel")
-			}
-		})
-		return result
-	}
-	t.Cleanup(func() { _ = stop() })
-	return c, stop
+	return c, testsupport.Start(t, c).Stop
 }
 
 func produce(t *testing.T, k *testsupport.Kafka, topic string, msgs ...kafka.Message) {

@@ -2,13 +2,11 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,23 +14,8 @@ import (
 	"github.com/invoicesync/invoicesync/pkg/testsupport"
 )
 
-// syncBuffer is a bytes.Buffer safe to read while a command logs into it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a log sink safe for concurrent writers.
+type syncBuffer = testsupport.SyncBuffer
 
 func testCLI(env map[string]string) (*cli, *syncBuffer) {
 	out := &syncBuffer{}
