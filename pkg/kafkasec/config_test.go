@@ -2,6 +2,7 @@ package kafkasec
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -65,5 +66,29 @@ func TestWriteCauseUnwrapsWriteErrors(t *testing.T) {
 	}
 	if plain := errors.New("x"); WriteCause(plain) != plain {
 		t.Fatal("WriteCause changed an error that is not WriteErrors")
+	}
+}
+
+// Only the broker's typed SASL answers (or a connection closed while
+// dialing) are authentication failures: a network error that merely
+// mentions SASL must not be, since consumers stop for good on one.
+func TestExplainClassifiesOnlyRealAuthFailures(t *testing.T) {
+	c, err := New(Config{Brokers: []string{"b:9092"}, Mechanism: MechanismSCRAMSHA512, Username: "u", Password: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := fmt.Errorf("could not successfully authenticate to b:9092 with SASL: %w", kafka.SASLAuthenticationFailed)
+	if err := c.Explain("b:9092", auth); !errors.Is(err, ErrAuthentication) {
+		t.Fatalf("typed SASL failure = %v, want ErrAuthentication", err)
+	}
+	if err := c.Explain("b:9092", kafka.WriteErrors{kafka.SASLAuthenticationFailed}); !errors.Is(err, ErrAuthentication) {
+		t.Fatalf("SASL failure inside WriteErrors = %v, want ErrAuthentication", err)
+	}
+	blip := errors.New("SASL handshake failed: read tcp 10.0.0.1:9092: i/o timeout")
+	if err := c.Explain("b:9092", blip); errors.Is(err, ErrAuthentication) {
+		t.Fatalf("network timeout during SASL = %v, classified as an authentication failure", err)
+	}
+	if err := c.Explain("b:9092", io.ErrUnexpectedEOF); errors.Is(err, ErrAuthentication) {
+		t.Fatalf("EOF outside dialing = %v, classified as an authentication failure", err)
 	}
 }

@@ -166,9 +166,6 @@ func isAuthFailure(err error, eofMeansAuth bool) bool {
 		errors.Is(err, kafka.IllegalSASLState) {
 		return true
 	}
-	if strings.Contains(err.Error(), "SASL") {
-		return true
-	}
 	if !eofMeansAuth {
 		return false
 	}
