@@ -81,7 +81,11 @@ func newStack(t *testing.T) *stack {
 		"SENDER_DATABASE_URL="+s.senderDB.URL,
 		"RECEIVER_DATABASE_URL="+s.receiverDB.URL,
 		"SENDER_HTTP_ADDR="+senderAddr,
-		"RELAY_HTTP_ADDR="+freeAddr(t),
+		// No relay listener by default: a port picked by freeAddr can be
+		// taken by another process's outgoing connection before the relay
+		// binds it (it binds after its database and Kafka checks). Tests
+		// that scrape the relay give it a port themselves.
+		"RELAY_HTTP_ADDR=",
 		"RECEIVER_HTTP_ADDR="+receiverAddr,
 		"KAFKA_BROKERS="+strings.Join(kc.Brokers, ","),
 		"KAFKA_SASL_MECHANISM="+kc.Mechanism,
@@ -137,6 +141,7 @@ func (s *stack) startAll() {
 	s.start("receiver", bins.receiver, "serve")
 	s.waitHealthy(s.senderURL + "/healthz")
 	s.waitHealthy(s.receiverURL + "/healthz")
+	s.requireRunning("sender-relay")
 }
 
 func (s *stack) waitHealthy(url string) {
@@ -151,6 +156,21 @@ func (s *stack) waitHealthy(url string) {
 	})
 }
 
+// requireRunning fails the test with the process's log when it has
+// already exited (a start-up failure would otherwise surface much later).
+func (s *stack) requireRunning(name string) {
+	s.t.Helper()
+	s.mu.Lock()
+	p := s.procs[name]
+	s.mu.Unlock()
+	select {
+	case err := <-p.done:
+		p.done <- err // keep it for stop
+		s.t.Fatalf("%s exited at start: %v\n%s", name, err, tail(p.log.String(), 20))
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
 // stop sends SIGTERM to name and waits for it to exit; it returns the exit error.
 func (s *stack) stop(name string) error {
 	s.mu.Lock()
@@ -163,7 +183,10 @@ func (s *stack) stop(name string) error {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-p.done:
-		return err
+		if err != nil {
+			return fmt.Errorf("%w; log tail:\n%s", err, tail(p.log.String(), 15))
+		}
+		return nil
 	case <-time.After(30 * time.Second):
 		_ = p.cmd.Process.Kill()
 		<-p.done
