@@ -102,6 +102,18 @@ func TestRecordAndSetStatusPublishOneEventPerWrite(t *testing.T) {
 		t.Fatalf("Record = %+v, %v; want a positive id at version 1", rec, err)
 	}
 
+	// The live write builds the aggregate row itself; it must be exactly what
+	// the one definition of the shape (backfill, verify) computes.
+	var same bool
+	if err := pool.QueryRow(ctx, `SELECT (a.history_id, a.sent_at, a.sender_office_name, a.destination_code,
+		a.sender_customer_id, a.sender_office_id, a.forms, a.email_status) IS NOT DISTINCT FROM
+		(s.history_id, s.sent_at, s.sender_office_name, s.destination_code,
+		s.sender_customer_id, s.sender_office_id, s.forms, s.email_status)
+		FROM aggregate_history_form a, history_aggregate_shape($1, $1) s WHERE a.history_id = $1`,
+		rec.HistoryID).Scan(&same); err != nil || !same {
+		t.Fatalf("aggregate row differs from history_aggregate_shape (%v)", err)
+	}
+
 	var status, office string
 	var forms int
 	if err := pool.QueryRow(ctx, `SELECT email_status, sender_office_name,
