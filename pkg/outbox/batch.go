@@ -144,7 +144,11 @@ func (r *Relay) round(ctx context.Context, s *session, w *kafka.Writer) (int, er
 	}
 	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.WriteTimeout)
 	defer dcancel()
-	if _, err := s.conn.Exec(dctx, "DELETE FROM "+r.table+" WHERE id = ANY($1)", b.ids); err != nil {
+	// Planned with the ids at hand every time (QueryExecModeExec, an unnamed
+	// statement), never with a cached generic plan: the outbox stays small
+	// while rows churn through it, and a generic plan made while it is tiny
+	// scans the whole table, dead rows included, on every delete.
+	if _, err := s.conn.Exec(dctx, "DELETE FROM "+r.table+" WHERE id = ANY($1)", pgx.QueryExecModeExec, b.ids); err != nil {
 		return 0, fmt.Errorf("delete %d published events (outbox ids %d..%d; they will be published again): %w",
 			len(b.ids), first, last, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -39,7 +40,8 @@ type config struct {
 	Rates, PeerRates                           string
 	Step, Drain, Recovery, Limit, BulkTimeout  time.Duration
 	Sample                                     time.Duration
-	Writers, BulkHistories, Partitions         int
+	Writers, WriterConns, BulkHistories        int
+	Partitions                                 int
 	BulkLiveRate, ProfileRate                  float64
 	Mode, DatabaseURL, BinDir, OutDir, WorkDir string
 	PeerPollInterval                           time.Duration
@@ -62,6 +64,8 @@ func (c *config) bind(s *settings.Set) {
 	s.Duration(&c.Sample, "sample-interval", "BENCH_SAMPLE_INTERVAL", 0, "how often backlog and lag are sampled (preset)")
 	s.Int(&c.BulkHistories, "bulk-histories", "BENCH_BULK_HISTORIES", -1, "histories backfilled in the bulk phase; 0 skips it (preset)")
 	s.Int(&c.Writers, "writers", "BENCH_WRITERS", 32, "concurrent writers")
+	s.Int(&c.WriterConns, "writer-conns", "BENCH_WRITER_CONNS", 0,
+		"PostgreSQL connections the writers share, as an app's pool would (0: 4 per core)")
 	s.Int(&c.Partitions, "partitions", "BENCH_PARTITIONS", 6, "partitions of each topic")
 	s.String(&c.bulkLiveRate, "bulk-live-rate", "BENCH_BULK_LIVE_RATE", "500", "live events/s offered during the bulk")
 	s.String(&c.profileRate, "profile-rate", "BENCH_PROFILE_RATE", "0",
@@ -133,12 +137,17 @@ func (c *config) runConfig() (run.Config, error) {
 		return run.Config{}, fmt.Errorf("--mode: %q is not go or http", c.Mode)
 	case c.Writers < 1 || c.Writers > 512:
 		return run.Config{}, fmt.Errorf("--writers: %d is not between 1 and 512", c.Writers)
+	case c.WriterConns < 0 || c.WriterConns > 512:
+		return run.Config{}, fmt.Errorf("--writer-conns: %d is not between 0 and 512", c.WriterConns)
 	case c.Partitions < 1:
 		return run.Config{}, fmt.Errorf("--partitions: must be positive, got %d", c.Partitions)
 	case c.Step < time.Second:
 		return run.Config{}, fmt.Errorf("--step: at least 1s, got %v", c.Step)
 	case c.Sample <= 0 || c.Drain <= 0 || c.Recovery < 0 || c.BulkTimeout <= 0:
 		return run.Config{}, errors.New("--sample-interval, --drain-timeout, --bulk-timeout must be positive, --recovery-timeout not negative")
+	}
+	if c.WriterConns == 0 {
+		c.WriterConns = min(4*runtime.NumCPU(), c.Writers)
 	}
 	if c.Limit < 0 {
 		c.Limit = 0
@@ -156,6 +165,7 @@ func (c *config) runConfig() (run.Config, error) {
 	}
 	rc := run.Config{Profile: c.Preset, Mode: c.Mode, Rates: rates, PeerRates: peerRates, StepDuration: c.Step,
 		DrainTimeout: c.Drain, RecoveryTimeout: c.Recovery, LimitDuration: c.Limit, Writers: c.Writers,
+		WriterConns: c.WriterConns,
 		BulkHistories: c.BulkHistories, BulkLiveRate: bulkLive, BulkTimeout: c.BulkTimeout, Partitions: c.Partitions,
 		SampleInterval: c.Sample, AdminURL: c.DatabaseURL, BinDir: abs(c.BinDir), OutDir: abs(c.OutDir),
 		WorkDir: abs(c.WorkDir), ProfileRate: profileRate, PeerPollInterval: c.PeerPollInterval, SelfExe: self,

@@ -16,7 +16,7 @@ var cpuOrder = []string{"relay", "forwarder", "receiver", "broker", "postgres", 
 func (r *Result) Markdown() string {
 	var b strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
-	w("# invoicesync benchmark (%s, %s write path, %d writers)\n\n", r.Profile, r.Mode, r.Writers)
+	w("# invoicesync benchmark (%s, %s write path, %d writers on %d connections)\n\n", r.Profile, r.Mode, r.Writers, r.WriterConns)
 	w("Generated %s in %.0f s on %d cores / %.1f GiB (%s), %s, PostgreSQL %s, broker: %s.\n\n",
 		r.GeneratedAt.Format("2006-01-02 15:04:05 MST"), r.DurationS, r.Machine.Cores,
 		float64(r.Machine.MemoryBytes)/(1<<30), r.Machine.CPUModel, r.Machine.GoVersion,
@@ -58,10 +58,10 @@ func (r *Result) Markdown() string {
 		w("\n")
 	}
 	if l := r.Limit; l != nil {
-		w("## Limit\n\n%d writers, closed loop, %.0f s, relay and receiver not running: %d commits (%.0f/s), %d errors; "+
+		w("## Limit\n\n%d writers on %d connections, closed loop, %.0f s, relay and receiver not running: %d commits (%.0f/s), %d errors; "+
 			"transaction p50 %.1f ms, p99 %.1f ms. CPU s/1k: %s. Without the outbox's NOTIFY trigger (diagnostic): %.0f/s, "+
 			"transaction p50 %.1f ms, p99 %.1f ms.\n\n",
-			l.Writers, l.DurationS, l.Commits, l.EPS, l.Errors, l.CommitLatency.P50, l.CommitLatency.P99, cpu(l.CPUSPer1k),
+			l.Writers, r.WriterConns, l.DurationS, l.Commits, l.EPS, l.Errors, l.CommitLatency.P50, l.CommitLatency.P99, cpu(l.CPUSPer1k),
 			l.NoNotifyEPS, l.NoNotifyCommitLatency.P50, l.NoNotifyCommitLatency.P99)
 	}
 	if bk := r.Bulk; bk != nil {
@@ -109,8 +109,8 @@ func (r *Result) SVG() ([]byte, error) {
 	c := linechart.Chart{
 		Title:  fmt.Sprintf("End-to-end latency (intended send → receiver commit), %s run", r.Profile),
 		XLabel: "offered rate (events/s)", YLabel: "latency (ms, log scale)", LogY: true, Series: series,
-		Note: fmt.Sprintf("%d cores, PostgreSQL %s, %s write path, %d writers, dashed: watermill peer; broker: %s",
-			r.Machine.Cores, strings.Fields(r.Machine.PostgresVersion + " ?")[0], r.Mode, r.Writers, r.Machine.BrokerKind),
+		Note: fmt.Sprintf("%d cores, PostgreSQL %s, %s write path, %d writers on %d connections, dashed: watermill peer; broker: %s",
+			r.Machine.Cores, strings.Fields(r.Machine.PostgresVersion + " ?")[0], r.Mode, r.Writers, r.WriterConns, r.Machine.BrokerKind),
 	}
 	var buf bytes.Buffer
 	if err := c.Write(&buf); err != nil {

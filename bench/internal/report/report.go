@@ -33,6 +33,8 @@ type Result struct {
 	Mode string `json:"mode"`
 	// Writers is the number of concurrent writers.
 	Writers int `json:"writers"`
+	// WriterConns is the size of the writers' PostgreSQL pool.
+	WriterConns int `json:"writer_conns"`
 	// DurationS is the wall time of the whole run.
 	DurationS float64 `json:"duration_s"`
 

@@ -135,7 +135,7 @@ func (r *Runner) startOurs(ctx context.Context, p *pipeline, mode string) error 
 		}
 		p.writer = workload.NewHTTPWriter("http://"+addr, r.cfg.Writers)
 	default:
-		p.writerPool, err = db.Open(ctx, p.senderURL, db.Options{MaxConns: int32(r.cfg.Writers), AppName: "bench-writer"}) //nolint:gosec // small
+		p.writerPool, err = db.Open(ctx, p.senderURL, db.Options{MaxConns: int32(r.cfg.WriterConns), AppName: "bench-writer"}) //nolint:gosec // small
 		if err != nil {
 			return err
 		}
@@ -157,14 +157,14 @@ func (r *Runner) startPeer(ctx context.Context, p *pipeline) error {
 		return err
 	}
 	p.procs["forwarder"] = fwd
-	pool, err := db.Open(ctx, p.senderURL, db.Options{MaxConns: int32(r.cfg.Writers), AppName: "bench-writer"}) //nolint:gosec // small
+	pool, err := db.Open(ctx, p.senderURL, db.Options{MaxConns: int32(r.cfg.WriterConns), AppName: "bench-writer"}) //nolint:gosec // small
 	if err != nil {
 		return err
 	}
 	p.writerPool = pool
 	p.sqlDB = stdlib.OpenDBFromPool(pool)
-	p.sqlDB.SetMaxOpenConns(r.cfg.Writers)
-	p.sqlDB.SetMaxIdleConns(r.cfg.Writers)
+	p.sqlDB.SetMaxOpenConns(r.cfg.WriterConns)
+	p.sqlDB.SetMaxIdleConns(r.cfg.WriterConns)
 	p.writer = peer.Writer{DB: p.sqlDB, Topic: p.topic, ForwarderTopic: peer.DefaultForwarderTopic}
 	p.backlog = func(ctx context.Context) (int64, error) {
 		return peer.Backlog(ctx, p.sender, peer.DefaultForwarderTopic, peer.DefaultConsumerGroup)
@@ -353,7 +353,7 @@ func (p *pipeline) close(r *Runner) {
 // startLimitWriter opens the writers' pool of the limit (Go path only: the
 // limit is PostgreSQL's, not the API's).
 func (r *Runner) startLimitWriter(ctx context.Context, p *pipeline, url string) error {
-	pool, err := db.Open(ctx, url, db.Options{MaxConns: int32(r.cfg.Writers), AppName: "bench-writer"}) //nolint:gosec // small
+	pool, err := db.Open(ctx, url, db.Options{MaxConns: int32(r.cfg.WriterConns), AppName: "bench-writer"}) //nolint:gosec // small
 	if err != nil {
 		return err
 	}

@@ -42,6 +42,10 @@ type Config struct {
 	LimitDuration time.Duration
 	// Writers is the number of concurrent writers.
 	Writers int
+	// WriterConns is the size of the PostgreSQL pool the writers share (Go
+	// write path, limit and peer), as an app's pool would be: more
+	// connections than a few per core only add contention.
+	WriterConns int
 	// BulkHistories is how many pre-existing histories are backfilled; 0 skips bulk.
 	BulkHistories int
 	// BulkLiveRate is the live rate offered during the bulk.
@@ -101,7 +105,7 @@ func New(cfg Config, log zerolog.Logger) *Runner {
 // run impossible (no PostgreSQL, no broker).
 func (r *Runner) Run(ctx context.Context) (*report.Result, error) {
 	began := time.Now()
-	r.res = &report.Result{Profile: r.cfg.Profile, Mode: r.cfg.Mode, Writers: r.cfg.Writers, Steps: []report.Step{}}
+	r.res = &report.Result{Profile: r.cfg.Profile, Mode: r.cfg.Mode, Writers: r.cfg.Writers, WriterConns: r.cfg.WriterConns, Steps: []report.Step{}}
 	defer func() {
 		if err := r.pg.DropAll(); err != nil {
 			r.log.Warn().Err(err).Msg("drop scratch databases")
@@ -291,9 +295,10 @@ func (r *Runner) machine(ctx context.Context) report.Machine {
 // method documents how the numbers were taken, for the report.
 func method(c Config) []string {
 	return []string{
-		fmt.Sprintf("Open-loop load: event i is intended at t0 + i/rate and queued for %d concurrent writers; "+
-			"latency counts from the intended time, so queueing behind a stalled writer or pipeline is measured "+
-			"(no coordinated omission).", c.Writers),
+		fmt.Sprintf("Open-loop load: event i is intended at t0 + i/rate and queued for %d concurrent writers "+
+			"sharing a pool of %d PostgreSQL connections (as an app's pool; the HTTP API has its own); "+
+			"latency counts from the intended time, so queueing behind a stalled writer, the pool or the pipeline "+
+			"is measured (no coordinated omission).", c.Writers, c.WriterConns),
 		"An event is one send-invoice history with 1-5 forms (uniform, 3 on average), written in its own transaction " +
 			map[string]string{"go": "with history.Record (the Go write path)", "http": "through POST /v1/histories of `sender serve`"}[c.Mode] + ".",
 		"End-to-end latency: intended send time to received_invoice_history.synced_at (the receiver's clock_timestamp() " +

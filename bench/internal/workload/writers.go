@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/invoicesync/invoicesync/pkg/contract"
@@ -17,20 +16,17 @@ import (
 )
 
 // GoWriter records through the Go package, history.Record, each history in
-// its own transaction: the path an app embedding the package takes.
+// its own transaction: the path an app embedding the package takes. The
+// history is the transaction's only write, so Record runs on the pool as a
+// single atomic statement (one round trip), as the package recommends.
 type GoWriter struct {
 	Pool *pgxpool.Pool
 }
 
 // Write implements Writer.
 func (w GoWriter) Write(ctx context.Context, h contract.History) (int64, error) {
-	var id int64
-	err := pgx.BeginFunc(ctx, w.Pool, func(tx pgx.Tx) error {
-		rec, err := history.Record(ctx, tx, h)
-		id = rec.HistoryID
-		return err
-	})
-	return id, err
+	rec, err := history.Record(ctx, w.Pool, h)
+	return rec.HistoryID, err
 }
 
 // HTTPWriter records through the sender's HTTP API (POST /v1/histories).

@@ -35,7 +35,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, err := db.Open(ctx, cfg.DatabaseURL, db.Options{AppName: "invoicesync-receiver"})
+	pool, err := db.Open(ctx, cfg.DatabaseURL, db.Options{AppName: "invoicesync-receiver", CustomPlans: true})
 	if err != nil {
 		return err
 	}
