@@ -76,7 +76,7 @@ func TestParseAmountIsExact(t *testing.T) {
 	}
 }
 
-func validEnvelope(t *testing.T) Envelope {
+func validEnvelope(t testing.TB) Envelope {
 	t.Helper()
 	h := validHistory()
 	p, err := json.Marshal(h)
@@ -153,6 +153,40 @@ func TestEnvelopeValidateNamesFields(t *testing.T) {
 	for _, junk := range []string{"", "{", "[]", `{"eventId":1}`} {
 		if _, err := DecodeEnvelope([]byte(junk)); !errors.Is(err, ErrInvalid) {
 			t.Errorf("DecodeEnvelope(%q) = %v, want ErrInvalid", junk, err)
+		}
+	}
+}
+
+func TestDecodeHistoryKeepsAmountsExactAndRefusesTrailingData(t *testing.T) {
+	h := validHistory()
+	h.Forms[0].TotalAmount = "1234567890123.4567" // 17 digits, beyond float64's precision
+	b, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeHistory(b)
+	if err != nil || got.Forms[0].TotalAmount != h.Forms[0].TotalAmount {
+		t.Fatalf("DecodeHistory = %+v, %v; want the amount %s exactly", got.Forms, err, h.Forms[0].TotalAmount)
+	}
+	if _, err := DecodeHistory(append(b, []byte(` {"historyId":8}`)...)); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("DecodeHistory with a second object after the first = %v, want ErrInvalid", err)
+	}
+}
+
+func BenchmarkDecodeEnvelopeAndHistory(b *testing.B) {
+	e := validEnvelope(b)
+	msg, err := e.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		env, err := DecodeEnvelope(msg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := DecodeHistory(env.Payload); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

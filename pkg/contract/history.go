@@ -1,7 +1,6 @@
 package contract
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math/big"
@@ -193,9 +192,10 @@ func ParseAmount(n json.Number) (*big.Rat, error) {
 // accepted (a newer minor schema version may add optional ones).
 func DecodeHistory(b []byte) (History, error) {
 	var h History
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&h); err != nil {
+	// Unmarshal, not a Decoder: one pass with no decoder to allocate per
+	// event, and trailing data after the object is refused. TotalAmount is a
+	// json.Number field, so amounts stay exact without UseNumber.
+	if err := json.Unmarshal(b, &h); err != nil {
 		return History{}, fmt.Errorf("%w: history payload: %v", ErrInvalid, err)
 	}
 	if err := h.Validate(); err != nil {

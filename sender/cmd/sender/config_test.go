@@ -75,6 +75,8 @@ func TestValidateNamesTheSettingAtFault(t *testing.T) {
 		{"bad topic", &relayConfig{}, with(creds, "KAFKA_TOPIC", "sci invoices"), "KAFKA_TOPIC"},
 		{"zero batch", &relayConfig{}, with(creds, "RELAY_BATCH_SIZE", "0"), "RELAY_BATCH_SIZE"},
 		{"zero poll interval", &relayConfig{}, with(creds, "RELAY_POLL_INTERVAL", "0s"), "RELAY_POLL_INTERVAL"},
+		{"zero busy poll interval", &relayConfig{}, with(creds, "RELAY_BUSY_POLL_INTERVAL", "0s"), "RELAY_BUSY_POLL_INTERVAL"},
+		{"slow busy poll interval", &relayConfig{}, with(creds, "RELAY_BUSY_POLL_INTERVAL", "2s"), "RELAY_BUSY_POLL_INTERVAL"},
 		{"zero writer batch timeout", &relayConfig{}, with(creds, "RELAY_WRITER_BATCH_TIMEOUT", "0s"), "RELAY_WRITER_BATCH_TIMEOUT"},
 	}
 	for _, tt := range tests {
