@@ -84,9 +84,18 @@ func TestApplyBatchReportsRefusedDataAsRejected(t *testing.T) {
 	if n := ledgerRows(t, d); n != 0 {
 		t.Fatalf("ledger holds %d events after a rolled-back batch", n)
 	}
+	// One form id twice in a history can never be written either.
+	twice := history(3, 1, 7, 7)
+	if _, err := s.ApplyBatch(context.Background(), []store.History{twice}); !errors.Is(err, store.ErrRejected) {
+		t.Fatalf("ApplyBatch of a history with form 7 twice = %v, want ErrRejected", err)
+	}
+	assertGone(t, s, 3)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := s.ApplyBatch(ctx, []store.History{history(1, 1, 1)}); err == nil || errors.Is(err, store.ErrRejected) {
 		t.Fatalf("ApplyBatch with a cancelled context = %v, want a retryable error", err)
 	}
+	// The connections of the failed batches went back to the pool usable:
+	// a good batch still applies.
+	apply(t, s, history(1, 1, 1), store.Applied)
 }

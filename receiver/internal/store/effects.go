@@ -8,12 +8,15 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/invoicesync/invoicesync/pkg/contract"
 )
 
-// writeEffects writes the state of every winner in one round trip: deleted
-// histories are removed (their forms with them), the others upserted with
-// their forms replaced.
-func writeEffects(ctx context.Context, tx pgx.Tx, changes []History, winners map[string]int) error {
+// writeAndCommit writes the state of every winner and commits, in one
+// round trip: deleted histories are removed (their forms with them), the
+// others upserted with their forms replaced.
+func writeAndCommit(ctx context.Context, conn *pgxpool.Conn, changes []History, winners map[string]int) error {
 	var gone []int64
 	var live []History
 	for _, i := range slices.Sorted(maps.Values(winners)) {
@@ -30,11 +33,9 @@ func writeEffects(ctx context.Context, tx pgx.Tx, changes []History, winners map
 	if len(live) > 0 {
 		queueUpserts(b, live)
 	}
-	if b.Len() == 0 {
-		return nil
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("write: %w", err)
+	b.Queue(`COMMIT`)
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write and commit: %w", err)
 	}
 	return nil
 }
@@ -110,4 +111,35 @@ func (c *formColumns) add(historyID int64, f Form) {
 	c.names, c.paths = append(c.names, f.FileName), append(c.paths, f.FilePath)
 	c.numbers, c.amounts = append(c.numbers, f.InvoiceNumber), append(c.amounts, f.TotalAmount)
 	c.issued, c.dates = append(c.issued, f.IssuedAt), append(c.dates, f.IssueDate)
+}
+
+// claimVersions records each winner's version as the newest of its history
+// and returns the aggregate ids for which it was indeed newer.
+func claimVersions(ctx context.Context, conn *pgxpool.Conn, changes []History, winners map[string]int) (map[string]bool, error) {
+	won := map[string]bool{}
+	if len(winners) == 0 {
+		return won, nil
+	}
+	aggs, versions, deleted := make([]string, 0, len(winners)), make([]int64, 0, len(winners)), make([]bool, 0, len(winners))
+	for _, agg := range slices.Sorted(maps.Keys(winners)) {
+		h := changes[winners[agg]]
+		aggs, versions, deleted = append(aggs, agg), append(versions, h.SourceVersion), append(deleted, h.Deleted)
+	}
+	rows, err := conn.Query(ctx, `
+		INSERT INTO aggregate_version (aggregate_type, aggregate_id, version, deleted)
+		SELECT $1, c.aggregate_id, c.version, c.deleted
+		  FROM unnest($2::text[], $3::bigint[], $4::boolean[]) AS c(aggregate_id, version, deleted)
+		 ORDER BY c.aggregate_id
+		ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
+		   SET version = EXCLUDED.version, deleted = EXCLUDED.deleted, updated_at = clock_timestamp()
+		 WHERE aggregate_version.version < EXCLUDED.version
+		RETURNING aggregate_id`, contract.AggregateTypeHistory, aggs, versions, deleted)
+	var agg string
+	if err == nil {
+		_, err = pgx.ForEachRow(rows, []any{&agg}, func() error { won[agg] = true; return nil })
+	}
+	if err != nil {
+		return nil, fmt.Errorf("version guard: %w", err)
+	}
+	return won, nil
 }

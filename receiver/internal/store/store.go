@@ -9,9 +9,12 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/invoicesync/invoicesync/pkg/db"
 )
@@ -110,16 +113,17 @@ func (o Outcome) String() string {
 // ErrNotFound is returned by Get when no history has the id.
 var ErrNotFound = errors.New("history not found")
 
-// ErrRejected marks changes the database refuses for good: a data exception
-// (SQLSTATE class 22, e.g. a NUL character in a text) or an integrity
+// ErrRejected marks changes the database refuses for good: a cardinality
+// violation (SQLSTATE class 21, e.g. an upsert meeting one row twice), a data
+// exception (class 22, e.g. a NUL character in a text) or an integrity
 // constraint violation (class 23). Retrying the same changes cannot help.
 var ErrRejected = errors.New("rejected by the database")
 
-// DB is what the store needs: a pool, or a caller's transaction (then
-// ApplyBatch runs in a savepoint).
+// DB is what the store needs: a *pgxpool.Pool. ApplyBatch takes a
+// connection of its own to run its transaction in two round trips.
 type DB interface {
 	db.Querier
-	db.Beginner
+	Acquire(ctx context.Context) (*pgxpool.Conn, error)
 }
 
 // Store reads and writes the receiver's histories.

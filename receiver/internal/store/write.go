@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/invoicesync/invoicesync/pkg/contract"
 	"github.com/invoicesync/invoicesync/pkg/db"
@@ -37,8 +36,9 @@ func (s *Store) Apply(ctx context.Context, h History) (Outcome, error) {
 //
 // Duplicate and Stale changes write nothing but their ledger row. Only the
 // newest change of each history is written, since it would overwrite the
-// others within the transaction anyway, and each step is one statement for
-// the whole batch: a handful of round trips however many changes.
+// others within the transaction anyway. The transaction takes three round
+// trips however many changes: BEGIN with the ledger and the guard's read;
+// the guard's claim of the new versions; the effects with COMMIT.
 //
 // Errors wrapping ErrRejected are refusals no retry fixes; others (a lost
 // connection, a deadlock) are worth retrying, and nothing was written.
@@ -46,12 +46,7 @@ func (s *Store) ApplyBatch(ctx context.Context, changes []History) ([]Outcome, e
 	if len(changes) == 0 {
 		return nil, nil
 	}
-	var outs []Outcome
-	err := db.InTx(ctx, s.db, func(tx pgx.Tx) error {
-		var err error
-		outs, err = applyBatch(ctx, tx, changes)
-		return err
-	})
+	outs, err := s.applyBatch(ctx, changes)
 	switch {
 	case err == nil:
 		return outs, nil
@@ -70,43 +65,59 @@ func describe(changes []History) string {
 }
 
 // isRejection reports whether err is PostgreSQL refusing the data itself:
-// SQLSTATE class 22 (data exception) or 23 (integrity constraint violation).
+// SQLSTATE class 21 (cardinality violation), 22 (data exception) or 23
+// (integrity constraint violation).
 func isRejection(err error) bool {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || db.IsTransient(err) {
 		return false
 	}
-	return strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23")
+	return strings.HasPrefix(pgErr.Code, "21") || strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23")
 }
 
-func applyBatch(ctx context.Context, tx pgx.Tx, changes []History) ([]Outcome, error) {
-	fresh, current, err := recordEvents(ctx, tx, changes)
+// applyBatch runs the batch's transaction on a connection of its own. On
+// failure it rolls back; a connection it could not roll back is closed by
+// the pool on release, never reused inside a transaction.
+func (s *Store) applyBatch(ctx context.Context, changes []History) (outs []Outcome, err error) {
+	conn, err := s.db.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("acquire a connection: %w", err)
+	}
+	defer conn.Release()
+	defer func() {
+		if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	fresh, current, err := recordEvents(ctx, conn, changes)
 	if err != nil {
 		return nil, err
 	}
 	p := planBatch(changes, fresh, current)
-	won, err := claimVersions(ctx, tx, changes, p.winners)
+	won, err := claimVersions(ctx, conn, changes, p.winners)
 	if err != nil {
 		return nil, err
 	}
 	p.settle(changes, won)
-	if err := writeEffects(ctx, tx, changes, p.winners); err != nil {
+	if err := writeAndCommit(ctx, conn, changes, p.winners); err != nil {
 		return nil, err
 	}
 	return p.outcomes, nil
 }
 
-// recordEvents inserts every event id into the ledger and returns the ids
-// that were new, with the stored version of every history in changes. The
-// version rows are locked until commit (in aggregate id order, so batches
-// overlapping after a rebalance do not deadlock), so the guard's verdicts
-// hold for the whole transaction.
-func recordEvents(ctx context.Context, tx pgx.Tx, changes []History) (map[string]bool, map[string]int64, error) {
+// recordEvents begins the transaction, inserts every event id into the
+// ledger and returns the ids that were new, with the stored version of
+// every history in changes: one round trip. The version rows are locked
+// until commit (in aggregate id order, so batches overlapping after a
+// rebalance do not deadlock), so the guard's verdicts hold for the whole
+// transaction.
+func recordEvents(ctx context.Context, conn *pgxpool.Conn, changes []History) (map[string]bool, map[string]int64, error) {
 	ids, aggs, versions := make([]string, len(changes)), make([]string, len(changes)), make([]int64, len(changes))
 	for i, h := range changes {
 		ids[i], aggs[i], versions[i] = h.SourceEventID, contract.AggregateID(h.HistoryID), h.SourceVersion
 	}
 	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
 	b.Queue(`
 		INSERT INTO processed_event (event_id, aggregate_type, aggregate_id, version)
 		SELECT e.event_id::uuid, $1, e.aggregate_id, e.version
@@ -119,8 +130,11 @@ func recordEvents(ctx context.Context, tx pgx.Tx, changes []History) (map[string
 		 WHERE aggregate_type = $1 AND aggregate_id = ANY($2::text[])
 		 ORDER BY aggregate_id
 		   FOR UPDATE`, contract.AggregateTypeHistory, aggs)
-	br := tx.SendBatch(ctx, b)
+	br := conn.SendBatch(ctx, b)
 	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, nil, fmt.Errorf("begin: %w", err)
+	}
 	fresh, current := map[string]bool{}, map[string]int64{}
 	var id string
 	var v int64
@@ -191,35 +205,4 @@ func (p *plan) settle(changes []History, won map[string]bool) {
 			}
 		}
 	}
-}
-
-// claimVersions records each winner's version as the newest of its history
-// and returns the aggregate ids for which it was indeed newer.
-func claimVersions(ctx context.Context, tx pgx.Tx, changes []History, winners map[string]int) (map[string]bool, error) {
-	won := map[string]bool{}
-	if len(winners) == 0 {
-		return won, nil
-	}
-	aggs, versions, deleted := make([]string, 0, len(winners)), make([]int64, 0, len(winners)), make([]bool, 0, len(winners))
-	for _, agg := range slices.Sorted(maps.Keys(winners)) {
-		h := changes[winners[agg]]
-		aggs, versions, deleted = append(aggs, agg), append(versions, h.SourceVersion), append(deleted, h.Deleted)
-	}
-	rows, err := tx.Query(ctx, `
-		INSERT INTO aggregate_version (aggregate_type, aggregate_id, version, deleted)
-		SELECT $1, c.aggregate_id, c.version, c.deleted
-		  FROM unnest($2::text[], $3::bigint[], $4::boolean[]) AS c(aggregate_id, version, deleted)
-		 ORDER BY c.aggregate_id
-		ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
-		   SET version = EXCLUDED.version, deleted = EXCLUDED.deleted, updated_at = clock_timestamp()
-		 WHERE aggregate_version.version < EXCLUDED.version
-		RETURNING aggregate_id`, contract.AggregateTypeHistory, aggs, versions, deleted)
-	var agg string
-	if err == nil {
-		_, err = pgx.ForEachRow(rows, []any{&agg}, func() error { won[agg] = true; return nil })
-	}
-	if err != nil {
-		return nil, fmt.Errorf("version guard: %w", err)
-	}
-	return won, nil
 }
