@@ -165,7 +165,7 @@ func (c *config) runConfig() (run.Config, error) {
 	}
 	rc := run.Config{Profile: c.Preset, Mode: c.Mode, Rates: rates, PeerRates: peerRates, StepDuration: c.Step,
 		DrainTimeout: c.Drain, RecoveryTimeout: c.Recovery, LimitDuration: c.Limit, Writers: c.Writers,
-		WriterConns: c.WriterConns,
+		WriterConns:   c.WriterConns,
 		BulkHistories: c.BulkHistories, BulkLiveRate: bulkLive, BulkTimeout: c.BulkTimeout, Partitions: c.Partitions,
 		SampleInterval: c.Sample, AdminURL: c.DatabaseURL, BinDir: abs(c.BinDir), OutDir: abs(c.OutDir),
 		WorkDir: abs(c.WorkDir), ProfileRate: profileRate, PeerPollInterval: c.PeerPollInterval, SelfExe: self,
