@@ -59,15 +59,6 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// AppName is reported in pg_stat_activity.application_name.
 	AppName string
-	// CustomPlans plans every statement with its actual arguments
-	// (plan_cache_mode = force_custom_plan) instead of reusing a generic
-	// plan. For services whose statements look rows up by a list of keys
-	// (id = ANY($1)) in tables that start empty or stay small, like the
-	// outbox and a new receiver's tables: a generic plan made while a table
-	// is tiny scans the whole table and is kept as it grows, until the next
-	// ANALYZE. Measured in the benchmark on fresh databases: the receiver's
-	// version lookup took 3.5 ms per batch with the generic plan's scan.
-	CustomPlans bool
 }
 
 // Open parses url, opens a pool and pings it, so a wrong address or
@@ -87,9 +78,6 @@ func Open(ctx context.Context, rawURL string, o Options) (*pgxpool.Pool, error) 
 	cfg.ConnConfig.ConnectTimeout = o.ConnectTimeout
 	if o.AppName != "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = o.AppName
-	}
-	if o.CustomPlans {
-		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -3,7 +3,6 @@ package db
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 
@@ -45,27 +44,5 @@ func TestOpenNamesTheDatabaseWithoutPassword(t *testing.T) {
 	_, err := Open(context.Background(), "postgres://u:hunter2@127.0.0.1:1/nodb", Options{})
 	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("Open = %v; want an error naming the address, never the password", err)
-	}
-}
-
-func TestOpenCustomPlans(t *testing.T) {
-	url := os.Getenv("INVOICESYNC_TEST_DATABASE_URL")
-	if url == "" {
-		t.Skip("INVOICESYNC_TEST_DATABASE_URL is not set: skipping a test that needs PostgreSQL (make test sets it)")
-	}
-	for _, tt := range []struct {
-		custom bool
-		want   string
-	}{{true, "force_custom_plan"}, {false, "auto"}} {
-		pool, err := Open(context.Background(), url, Options{CustomPlans: tt.custom, MaxConns: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got string
-		err = pool.QueryRow(context.Background(), "SHOW plan_cache_mode").Scan(&got)
-		pool.Close()
-		if err != nil || got != tt.want {
-			t.Fatalf("CustomPlans %v: plan_cache_mode = %q, %v; want %q", tt.custom, got, err, tt.want)
-		}
 	}
 }

@@ -186,32 +186,54 @@ func (r *Runner) startReceiver(ctx context.Context, p *pipeline) error {
 	return stack.WaitHTTP(ctx, rcv, "http://"+addr+"/healthz", 30*time.Second)
 }
 
-// warmUp writes a few events and waits until the receiver has them, so
-// the consumer group has joined and every connection is open before the
-// first measured step.
+// warmUpEvents go through the pipeline before the first measured step.
+const warmUpEvents = 2000
+
+// warmUp writes warmUpEvents events and waits until the receiver has them,
+// so the consumer group has joined and every connection is open before the
+// first measured step; then it ANALYZEs both databases, so the services
+// plan with statistics as on a running system. (A fresh database plans
+// from empty tables until autovacuum's first ANALYZE, about a minute in.)
 func (r *Runner) warmUp(ctx context.Context, p *pipeline) error {
 	base, err := p.maxHistoryID(ctx)
 	if err != nil {
 		return err
 	}
-	const n = 20
-	gen := workload.NewHistories(7)
-	for i := 0; i < n; i++ {
-		if _, err := p.writer.Write(ctx, gen.Next()); err != nil {
-			return fmt.Errorf("warm-up write: %w", err)
+	const writers = 8
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		go func() {
+			gen := workload.NewHistories(uint64(7 + w)) //nolint:gosec // small
+			for i := 0; i < warmUpEvents/writers; i++ {
+				if _, err := p.writer.Write(ctx, gen.Next()); err != nil {
+					errs <- fmt.Errorf("warm-up write: %w", err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < writers; w++ {
+		if err := <-errs; err != nil {
+			return err
 		}
 	}
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		got, err := p.received(ctx, base)
-		if err == nil && got >= n {
+		if err == nil && got >= warmUpEvents {
+			for _, pool := range []*pgxpool.Pool{p.sender, p.receiver} {
+				if _, err := pool.Exec(ctx, "ANALYZE"); err != nil {
+					return fmt.Errorf("warm-up: analyze: %w", err)
+				}
+			}
 			return nil
 		}
 		if err := p.checkAlive(); err != nil {
 			return err
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("warm-up: the receiver has %d of %d events after 90s (logs in %s)", got, n, p.logDir)
+			return fmt.Errorf("warm-up: the receiver has %d of %d events after 90s (logs in %s)", got, warmUpEvents, p.logDir)
 		}
 		select {
 		case <-ctx.Done():

@@ -304,6 +304,9 @@ func method(c Config) []string {
 		"End-to-end latency: intended send time to received_invoice_history.synced_at (the receiver's clock_timestamp() " +
 			"at apply), joined by history id after the step; same host, same clock. Source latency: intended time to " +
 			"the sender's commit; pipeline latency: sender commit to receiver commit. HDR histograms (1 µs-1 h, 3 digits).",
+		fmt.Sprintf("Warm-up before the first step of a series: %d events through the pipeline, then ANALYZE of both "+
+			"databases, so the services plan with statistics as on a running system (a fresh database plans from "+
+			"empty tables until autovacuum's first ANALYZE, about a minute in).", warmUpEvents),
 		fmt.Sprintf("Each rate runs %v; then the receiver gets %v to catch up (drain), else the rest counts as "+
 			"undelivered-after-drain and, before the next rate, up to %v more (unmeasured). Undelivered events enter "+
 			"the latency histogram with the time until the final check (a lower bound).", c.StepDuration, c.DrainTimeout, c.RecoveryTimeout),

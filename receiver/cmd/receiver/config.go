@@ -46,6 +46,11 @@ type Config struct {
 	// BatchSize is the most events of one partition applied in one database
 	// transaction. RECEIVER_BATCH_SIZE, default 500.
 	BatchSize int
+	// BatchLinger is how long, after an event arrived, a partition keeps
+	// collecting the events behind it before applying them: the most latency
+	// batching adds, traded for fewer, larger transactions (less CPU per
+	// event in the receiver and PostgreSQL). RECEIVER_BATCH_LINGER, default 1ms.
+	BatchLinger time.Duration
 	// LedgerRetention is how long the ids of processed events are kept to
 	// refuse duplicates; an older duplicate is still refused by the version
 	// guard. RECEIVER_LEDGER_RETENTION, default 168h.
@@ -97,6 +102,8 @@ func (c *Config) register(set *settings.Set, s scope) {
 		`dead-letter topic of the events that cannot be applied (default: KAFKA_TOPIC + "`+dlq.Suffix+`")`)
 	set.Int(&c.BatchSize, "batch-size", "RECEIVER_BATCH_SIZE", consume.DefaultBatchSize,
 		"most events of one partition applied in one database transaction")
+	set.Duration(&c.BatchLinger, "batch-linger", "RECEIVER_BATCH_LINGER", consume.DefaultBatchLinger,
+		"how long a partition keeps collecting events behind the first before applying them (latency traded for larger batches)")
 	set.Duration(&c.LedgerRetention, "ledger-retention", "RECEIVER_LEDGER_RETENTION", store.DefaultLedgerRetention,
 		"how long processed event ids are kept to refuse duplicates (older ones are still refused by version)")
 	set.Duration(&c.LedgerCleanupInterval, "ledger-cleanup-interval", "RECEIVER_LEDGER_CLEANUP_INTERVAL",
@@ -145,6 +152,8 @@ func (c *Config) validateConsumer() error {
 		return fmt.Errorf("RECEIVER_DLQ_TOPIC (--dlq-topic): %q is the events' topic; dead letters need their own", c.DLQTopic)
 	case c.BatchSize < 1 || c.BatchSize > 10000:
 		return fmt.Errorf("RECEIVER_BATCH_SIZE (--batch-size): %d is not between 1 and 10000", c.BatchSize)
+	case c.BatchLinger <= 0 || c.BatchLinger > time.Second:
+		return fmt.Errorf("RECEIVER_BATCH_LINGER (--batch-linger): must be above 0 and at most 1s, got %v", c.BatchLinger)
 	case c.LedgerRetention <= 0:
 		return fmt.Errorf("RECEIVER_LEDGER_RETENTION (--ledger-retention): must be positive, got %v", c.LedgerRetention)
 	case c.LedgerCleanupInterval <= 0:
@@ -163,6 +172,6 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 	}
 	e.Str("http_addr", c.HTTPAddr).Str("kafka", c.Kafka.String()).Str("topic", c.Topic).
 		Str("group_id", c.GroupID).Str("timezone", c.location.String()).Str("dlq_topic", c.DLQTopic).
-		Int("batch_size", c.BatchSize).Dur("ledger_retention", c.LedgerRetention).
+		Int("batch_size", c.BatchSize).Dur("batch_linger", c.BatchLinger).Dur("ledger_retention", c.LedgerRetention).
 		Dur("ledger_cleanup_interval", c.LedgerCleanupInterval)
 }

@@ -61,6 +61,8 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		"unparsable env": {map[string]string{"KAFKA_TLS": "maybe"}, "KAFKA_TLS"},
 		"dlq is topic":   {map[string]string{"KAFKA_TOPIC": "t", "RECEIVER_DLQ_TOPIC": "t"}, "RECEIVER_DLQ_TOPIC"},
 		"zero batch":     {map[string]string{"RECEIVER_BATCH_SIZE": "0"}, "RECEIVER_BATCH_SIZE"},
+		"zero linger":    {map[string]string{"RECEIVER_BATCH_LINGER": "0s"}, "RECEIVER_BATCH_LINGER"},
+		"long linger":    {map[string]string{"RECEIVER_BATCH_LINGER": "5s"}, "RECEIVER_BATCH_LINGER"},
 		"no retention":   {map[string]string{"RECEIVER_LEDGER_RETENTION": "-1h"}, "RECEIVER_LEDGER_RETENTION"},
 		"no cleanup":     {map[string]string{"RECEIVER_LEDGER_CLEANUP_INTERVAL": "0s"}, "RECEIVER_LEDGER_CLEANUP_INTERVAL"},
 	}

@@ -35,7 +35,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool, err := db.Open(ctx, cfg.DatabaseURL, db.Options{AppName: "invoicesync-receiver", CustomPlans: true})
+	pool, err := db.Open(ctx, cfg.DatabaseURL, db.Options{AppName: "invoicesync-receiver"})
 	if err != nil {
 		return err
 	}
@@ -89,7 +89,7 @@ func (a *app) newConsumer(cfg *Config, st *store.Store, conn *kafkasec.Conn, reg
 		return nil, err
 	}
 	consumer, err := consume.New(consume.Config{Topic: cfg.Topic, GroupID: cfg.GroupID,
-		DLQTopic: cfg.DLQTopic, BatchSize: cfg.BatchSize, Metrics: reg}, conn, handler, a.log)
+		DLQTopic: cfg.DLQTopic, BatchSize: cfg.BatchSize, BatchLinger: cfg.BatchLinger, Metrics: reg}, conn, handler, a.log)
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}
