@@ -48,7 +48,7 @@ func FS(d Database) (fs.FS, error) {
 // lock so concurrent callers apply each migration once. It returns what it
 // applied (nothing when the schema is current).
 func Up(ctx context.Context, pool *pgxpool.Pool, d Database) ([]Result, error) {
-	p, closeDB, err := provider(pool, d)
+	p, closeDB, err := provider(pool, d, true)
 	if err != nil {
 		return nil, err
 	}
@@ -65,9 +65,11 @@ func Up(ctx context.Context, pool *pgxpool.Pool, d Database) ([]Result, error) {
 }
 
 // Pending reports how many migrations of d are not applied yet; services
-// use it to refuse to start on an old schema.
+// use it to refuse to start on an old schema. It only reads the version
+// table and takes no lock, so services starting together do not queue
+// behind each other (the lock is polled once a second).
 func Pending(ctx context.Context, pool *pgxpool.Pool, d Database) (int, error) {
-	p, closeDB, err := provider(pool, d)
+	p, closeDB, err := provider(pool, d, false)
 	if err != nil {
 		return 0, err
 	}
@@ -85,21 +87,25 @@ func Pending(ctx context.Context, pool *pgxpool.Pool, d Database) (int, error) {
 	return n, nil
 }
 
-func provider(pool *pgxpool.Pool, d Database) (*goose.Provider, func(), error) {
+// provider returns a goose provider of d's migrations; locked ones hold
+// the session-level advisory lock while they work.
+func provider(pool *pgxpool.Pool, d Database, locked bool) (*goose.Provider, func(), error) {
 	fsys, err := FS(d)
 	if err != nil {
 		return nil, nil, err
 	}
-	// Poll the lock every second for up to five minutes: a replica waits for
-	// another one's migration instead of failing.
-	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
-	if err != nil {
-		return nil, nil, fmt.Errorf("migrations: session locker: %w", err)
+	opts := []goose.ProviderOption{goose.WithTableName("goose_db_version_" + string(d))}
+	if locked {
+		// Poll the lock every second for up to five minutes: a replica waits
+		// for another one's migration instead of failing.
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
+		if err != nil {
+			return nil, nil, fmt.Errorf("migrations: session locker: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
 	}
 	var sqlDB *sql.DB = stdlib.OpenDBFromPool(pool)
-	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, fsys,
-		goose.WithSessionLocker(locker),
-		goose.WithTableName("goose_db_version_"+string(d)))
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, fsys, opts...)
 	if err != nil {
 		_ = sqlDB.Close()
 		return nil, nil, fmt.Errorf("migrations: %w", err)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pressly/goose/v3/lock"
+
 	"github.com/invoicesync/invoicesync/migrations"
 	"github.com/invoicesync/invoicesync/pkg/testsupport"
 )
@@ -58,5 +60,30 @@ func TestPendingOnEmptyDatabase(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("Pending = 0 on an empty database")
+	}
+}
+
+// Pending only reads: it must answer while another process holds the
+// migration lock (a replica migrating, or one starting at the same time),
+// instead of queueing behind it.
+func TestPendingDoesNotWaitForTheMigrationLock(t *testing.T) {
+	d := testsupport.NewDatabase(t)
+	ctx := context.Background()
+	if _, err := migrations.Up(ctx, d.Pool, migrations.Receiver); err != nil {
+		t.Fatal(err)
+	}
+	holder, err := d.Pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Release()
+	if _, err := holder.Exec(ctx, "SELECT pg_advisory_lock($1)", lock.DefaultLockID); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = holder.Exec(ctx, "SELECT pg_advisory_unlock($1)", lock.DefaultLockID) }()
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second) // the lock would hold it for up to 5 minutes
+	defer cancel()
+	if n, err := migrations.Pending(tctx, d.Pool, migrations.Receiver); err != nil || n != 0 {
+		t.Fatalf("Pending while the migration lock is held = %d, %v; want 0 at once", n, err)
 	}
 }

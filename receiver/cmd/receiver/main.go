@@ -49,7 +49,12 @@ func main() {
 	a := newApp(os.Stdout, os.Stderr, os.LookupEnv)
 	err := a.run(ctx, os.Args[1:])
 	stop()
-	if err != nil {
+	var serr *stoppedWhileStarting
+	switch {
+	case err == nil:
+	case errors.As(err, &serr):
+		a.log.Info().Err(serr.err).Msg("stopped by a signal while starting")
+	default:
 		a.log.Error().Err(err).Msg("receiver failed")
 		os.Exit(1)
 	}
@@ -57,6 +62,13 @@ func main() {
 
 // app is one invocation: where it writes, where it reads the environment,
 // and its logger (the configured one once a subcommand parsed its settings).
+// stoppedWhileStarting is the service's start-up cut short by a stop
+// signal: a clean stop, not a failure.
+type stoppedWhileStarting struct{ err error }
+
+func (e *stoppedWhileStarting) Error() string { return "stopped while starting: " + e.err.Error() }
+func (e *stoppedWhileStarting) Unwrap() error { return e.err }
+
 type app struct {
 	stdout, stderr io.Writer
 	lookup         func(string) (string, bool)
@@ -77,7 +89,11 @@ func (a *app) run(ctx context.Context, args []string) error {
 	var err error
 	switch args[0] {
 	case "serve":
-		err = a.serve(ctx, args[1:])
+		// A stop signal ends the service cleanly (exit 0), even one that
+		// comes while it is still starting.
+		if err = a.serve(ctx, args[1:]); err != nil && ctx.Err() != nil {
+			err = &stoppedWhileStarting{err}
+		}
 	case "migrate":
 		err = a.migrate(ctx, args[1:])
 	case "healthcheck":

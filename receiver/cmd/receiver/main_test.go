@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -82,5 +83,21 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 				t.Fatalf("serve = %v, want an error naming %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// A stop signal that comes while serve is still starting ends it cleanly;
+// migrate cut short the same way fails.
+func TestStopSignalWhileStarting(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	env := map[string]string{"RECEIVER_DATABASE_URL": "postgres://u:p@127.0.0.1:1/db",
+		"KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p", "LOG_FORMAT": "json"}
+	var stopped *stoppedWhileStarting
+	if _, _, err := invoke(ctx, env, "serve"); !errors.As(err, &stopped) {
+		t.Errorf("serve stopped while starting = %v, want a clean stop", err)
+	}
+	if _, _, err := invoke(ctx, env, "migrate"); err == nil || errors.As(err, &stopped) {
+		t.Errorf("migrate stopped while starting = %v, want a failure", err)
 	}
 }

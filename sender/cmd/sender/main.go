@@ -30,8 +30,11 @@ func main() {
 	err := c.run(ctx, os.Args[1:])
 	stop()
 	var uerr *usageError
+	var serr *stoppedWhileStarting
 	switch {
 	case err == nil:
+	case errors.As(err, &serr):
+		c.log.Info().Err(serr.err).Msg("stopped by a signal while starting")
 	case errors.As(err, &uerr):
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
@@ -65,17 +68,29 @@ func (e *usageError) Unwrap() error { return e.err }
 type command struct {
 	name, summary string
 	run           func(ctx context.Context, c *cli, args []string) error
+	// service marks the long-running commands: a stop signal ends them
+	// cleanly (exit 0), even one that comes while they are still starting.
+	// One-shot jobs (backfill, seed, ...) interrupted by a signal fail, so a
+	// script never takes a partial run for a finished one.
+	service bool
 }
+
+// stoppedWhileStarting is a service's start-up cut short by a stop signal:
+// a clean stop, not a failure.
+type stoppedWhileStarting struct{ err error }
+
+func (e *stoppedWhileStarting) Error() string { return "stopped while starting: " + e.err.Error() }
+func (e *stoppedWhileStarting) Unwrap() error { return e.err }
 
 func commands() []command {
 	return []command{
-		{"serve", "serve the HTTP API that records send-invoice histories", serve},
-		{"relay", "publish the transactional outbox to Kafka", relay},
-		{"migrate", "apply the pending migrations of the sender database", migrate},
-		{"healthcheck", "exit 0 when a running sender API is healthy (container health checks)", healthcheck},
-		{"seed", "fill SCI's legacy history tables with N realistic histories (no events)", seedHistories},
-		{"backfill", "publish SCI's pre-existing histories through the outbox's bulk lane, resumably", backfillHistories},
-		{"verify", "compare the receiver's copy with the sender's state; exit 1 when they differ", verifyReceiver},
+		{"serve", "serve the HTTP API that records send-invoice histories", serve, true},
+		{"relay", "publish the transactional outbox to Kafka", relay, true},
+		{"migrate", "apply the pending migrations of the sender database", migrate, false},
+		{"healthcheck", "exit 0 when a running sender API is healthy (container health checks)", healthcheck, false},
+		{"seed", "fill SCI's legacy history tables with N realistic histories (no events)", seedHistories, false},
+		{"backfill", "publish SCI's pre-existing histories through the outbox's bulk lane, resumably", backfillHistories, false},
+		{"verify", "compare the receiver's copy with the sender's state; exit 1 when they differ", verifyReceiver, false},
 	}
 }
 
@@ -98,8 +113,11 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	for _, cmd := range commands() {
 		if cmd.name == name {
 			err := cmd.run(ctx, c, rest)
-			if errors.Is(err, flag.ErrHelp) {
+			switch {
+			case errors.Is(err, flag.ErrHelp):
 				return nil
+			case err != nil && cmd.service && ctx.Err() != nil:
+				return &stoppedWhileStarting{err}
 			}
 			return err
 		}

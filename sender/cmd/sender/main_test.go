@@ -113,3 +113,29 @@ func waitForListening(t *testing.T, out *syncBuffer, done <-chan error) string {
 	t.Fatalf("serve did not log that it listens; log %s", out)
 	return ""
 }
+
+// A stop signal that comes while a service is still starting (here: before
+// it even reached its database) ends it cleanly; a one-shot job cut short
+// the same way fails, so a script never takes it for finished.
+func TestStopSignalWhileStarting(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	env := func() map[string]string {
+		return map[string]string{"SENDER_DATABASE_URL": "postgres://u:p@127.0.0.1:1/db", "SENDER_HTTP_ADDR": "127.0.0.1:0",
+			"KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"}
+	}
+	for _, cmd := range []string{"serve", "relay"} {
+		c, _ := testCLI(env())
+		var stopped *stoppedWhileStarting
+		if err := c.run(ctx, []string{cmd}); !errors.As(err, &stopped) {
+			t.Errorf("%s stopped while starting = %v, want a clean stop", cmd, err)
+		}
+	}
+	for _, cmd := range []string{"backfill", "migrate"} {
+		c, _ := testCLI(env())
+		var stopped *stoppedWhileStarting
+		if err := c.run(ctx, []string{cmd}); err == nil || errors.As(err, &stopped) {
+			t.Errorf("%s stopped while starting = %v, want a failure", cmd, err)
+		}
+	}
+}
