@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"regexp"
 	"strings"
 	"time"
 
@@ -46,6 +47,7 @@ type config struct {
 	Mode, DatabaseURL, BinDir, OutDir, WorkDir string
 	PeerPollInterval                           time.Duration
 	ServiceLogLevel                            string
+	ServiceEnv                                 string
 	KafkaBrokers, KafkaMechanism, KafkaUser    string
 	KafkaPassword, KafkaCAFile                 string
 	KafkaTLS                                   bool
@@ -79,6 +81,9 @@ func (c *config) bind(s *settings.Set) {
 	s.Duration(&c.PeerPollInterval, "peer-poll-interval", "BENCH_PEER_POLL_INTERVAL", 10*time.Millisecond,
 		"watermill-sql subscriber poll interval of the peer (watermill's default: 1s)")
 	s.String(&c.ServiceLogLevel, "service-log-level", "BENCH_SERVICE_LOG_LEVEL", "info", "LOG_LEVEL of relay, receiver, API")
+	s.String(&c.ServiceEnv, "service-env", "BENCH_SERVICE_ENV", "",
+		"settings of the project's processes, NAME=value,... (e.g. RELAY_BUSY_POLL_INTERVAL=5ms,BACKFILL_RATE=2000): "+
+			"the benchmark does not pass its own environment's")
 	s.String(&c.KafkaBrokers, "kafka-brokers", "BENCH_KAFKA_BROKERS", "", "an external Kafka cluster (host:port,...); empty starts bin/devkafka")
 	s.String(&c.KafkaMechanism, "kafka-sasl-mechanism", "BENCH_KAFKA_SASL_MECHANISM", kafkasec.MechanismSCRAMSHA512,
 		"SASL mechanism of the external cluster: SCRAM-SHA-512, SCRAM-SHA-256 or empty")
@@ -149,6 +154,10 @@ func (c *config) runConfig() (run.Config, error) {
 	if c.WriterConns == 0 {
 		c.WriterConns = min(4*runtime.NumCPU(), c.Writers)
 	}
+	serviceEnv, err := parseServiceEnv(c.ServiceEnv)
+	if err != nil {
+		return run.Config{}, err
+	}
 	if c.Limit < 0 {
 		c.Limit = 0
 	}
@@ -169,7 +178,7 @@ func (c *config) runConfig() (run.Config, error) {
 		BulkHistories: c.BulkHistories, BulkLiveRate: bulkLive, BulkTimeout: c.BulkTimeout, Partitions: c.Partitions,
 		SampleInterval: c.Sample, AdminURL: c.DatabaseURL, BinDir: abs(c.BinDir), OutDir: abs(c.OutDir),
 		WorkDir: abs(c.WorkDir), ProfileRate: profileRate, PeerPollInterval: c.PeerPollInterval, SelfExe: self,
-		ServiceLogLevel: c.ServiceLogLevel}
+		ServiceLogLevel: c.ServiceLogLevel, ServiceEnv: serviceEnv}
 	if c.KafkaBrokers != "" {
 		rc.Kafka = kafkasec.Config{Brokers: kafkasec.ParseBrokers(c.KafkaBrokers), Mechanism: c.KafkaMechanism,
 			Username: c.KafkaUser, Password: c.KafkaPassword, TLS: c.KafkaTLS, CAFile: c.KafkaCAFile}
@@ -198,6 +207,27 @@ func parseRates(s string) ([]float64, error) {
 			return nil, fmt.Errorf("%q is not a positive rate", f)
 		}
 		out = append(out, v)
+	}
+	return out, nil
+}
+
+// serviceVarRE is a setting of the project's processes.
+var serviceVarRE = regexp.MustCompile(`^(SENDER|RELAY|RECEIVER|BACKFILL)_[A-Z0-9_]+$`)
+
+// parseServiceEnv parses --service-env: NAME=value pairs, comma-separated,
+// each naming a setting of the sender, relay, receiver or backfill.
+func parseServiceEnv(s string) ([]string, error) {
+	var out []string
+	for _, kv := range strings.Split(s, ",") {
+		kv = strings.TrimSpace(kv)
+		if kv == "" {
+			continue
+		}
+		name, _, ok := strings.Cut(kv, "=")
+		if !ok || !serviceVarRE.MatchString(name) {
+			return nil, fmt.Errorf("--service-env: %q is not NAME=value with a SENDER_, RELAY_, RECEIVER_ or BACKFILL_ name", kv)
+		}
+		out = append(out, kv)
 	}
 	return out, nil
 }

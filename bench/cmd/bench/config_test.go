@@ -46,6 +46,9 @@ func TestRunConfigRejects(t *testing.T) {
 		{"no writers", func(c *config) { c.Writers = 0 }},
 		{"bad rates", func(c *config) { c.Rates = "x" }},
 		{"bad bulk rate", func(c *config) { c.bulkLiveRate = "-1" }},
+		{"service env without value", func(c *config) { c.ServiceEnv = "RELAY_BATCH_SIZE" }},
+		{"service env not ours", func(c *config) { c.ServiceEnv = "RELAY_BATCH_SIZE=10,PATH=/tmp" }},
+		{"service env for the broker", func(c *config) { c.ServiceEnv = "KAFKA_BROKERS=elsewhere:9092" }},
 	}
 	for _, tt := range tests {
 		c := config{Preset: "quick", Mode: "go", Writers: 32, Partitions: 6, BulkHistories: -1,
@@ -54,5 +57,12 @@ func TestRunConfigRejects(t *testing.T) {
 		if _, err := c.runConfig(); err == nil {
 			t.Errorf("%s: no error", tt.name)
 		}
+	}
+}
+
+func TestParseServiceEnv(t *testing.T) {
+	got, err := parseServiceEnv(" RELAY_BUSY_POLL_INTERVAL=5ms, BACKFILL_RATE=2000 ,")
+	if err != nil || len(got) != 2 || got[0] != "RELAY_BUSY_POLL_INTERVAL=5ms" || got[1] != "BACKFILL_RATE=2000" {
+		t.Fatalf("parseServiceEnv = %q, %v", got, err)
 	}
 }

@@ -71,14 +71,15 @@ func (r *Runner) newPipeline(ctx context.Context, kind, mode string) (_ *pipelin
 		defer cancel()
 		r.kafka.DeleteTopics(c, p.topic, dlq.Topic(p.topic))
 	})
-	p.env = stack.Env(append(r.kafka.Env(),
+	env := append(r.kafka.Env(),
 		"SENDER_DATABASE_URL="+p.senderURL,
 		"RECEIVER_DATABASE_URL="+p.receiverURL,
 		"KAFKA_TOPIC="+p.topic,
 		"RECEIVER_GROUP_ID=bench-"+r.runID+"-"+kind,
 		"LOG_FORMAT=json",
 		"LOG_LEVEL="+r.cfg.ServiceLogLevel,
-	)...)
+	)
+	p.env = stack.Env(append(env, r.cfg.ServiceEnv...)...)
 	if _, err := stack.RunToEnd(ctx, p.env, r.bins.sender, "migrate"); err != nil {
 		return nil, err
 	}

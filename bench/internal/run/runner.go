@@ -75,6 +75,9 @@ type Config struct {
 	SelfExe string
 	// ServiceLogLevel is LOG_LEVEL of the project's processes.
 	ServiceLogLevel string
+	// ServiceEnv are more NAME=value settings of the project's processes
+	// (relay, receiver, API, backfill), for tuning experiments.
+	ServiceEnv []string
 }
 
 // Runner runs one benchmark.
