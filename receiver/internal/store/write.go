@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -75,6 +76,9 @@ func isRejection(err error) bool {
 	return strings.HasPrefix(pgErr.Code, "21") || strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23")
 }
 
+// rollbackTimeout bounds the ROLLBACK after a failed batch.
+const rollbackTimeout = 5 * time.Second
+
 // applyBatch runs the batch's transaction on a connection of its own. On
 // failure it rolls back; a connection it could not roll back is closed by
 // the pool on release, never reused inside a transaction.
@@ -86,7 +90,11 @@ func (s *Store) applyBatch(ctx context.Context, changes []History) (outs []Outco
 	defer conn.Release()
 	defer func() {
 		if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
-			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+			// Bounded: on a connection that stopped answering, the pool
+			// closes it on release instead.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+			defer cancel()
+			_, _ = conn.Exec(rctx, "ROLLBACK")
 		}
 	}()
 	fresh, current, err := recordEvents(ctx, conn, changes)
