@@ -20,22 +20,8 @@ import (
 func topics(t *testing.T, k *testsupport.Kafka, prefix string, partitions int) string {
 	t.Helper()
 	topic := k.Topic(t, prefix, partitions)
-	createTopic(t, k, dlq.Topic(topic))
+	k.CreateTopic(t, dlq.Topic(topic), 1)
 	return topic
-}
-
-func createTopic(t *testing.T, k *testsupport.Kafka, name string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	resp, err := k.Conn.Client().CreateTopics(ctx, &kafka.CreateTopicsRequest{
-		Topics: []kafka.TopicConfig{{Topic: name, NumPartitions: 1, ReplicationFactor: 1}}})
-	if err == nil {
-		err = resp.Errors[name]
-	}
-	if err != nil {
-		t.Fatalf("create topic %s: %v", name, err)
-	}
 }
 
 // testConfig is a consumer configuration with short timings for tests.
@@ -66,21 +52,13 @@ func message(i int) kafka.Message {
 // produce writes messages first..first+n-1 to the given partition of topic.
 func produce(t *testing.T, k *testsupport.Kafka, topic string, partition, first, n int) {
 	t.Helper()
-	w := &kafka.Writer{
-		Addr: kafka.TCP(k.Config.Brokers...), Topic: topic, Transport: k.Conn.Transport(),
-		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond,
-		Balancer: kafka.BalancerFunc(func(kafka.Message, ...int) int { return partition }),
-	}
-	defer w.Close()
 	msgs := make([]kafka.Message, 0, n)
 	for i := first; i < first+n; i++ {
-		msgs = append(msgs, message(i))
+		m := message(i)
+		m.Partition = partition
+		msgs = append(msgs, m)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		t.Fatalf("produce: %v", err)
-	}
+	k.Produce(t, topic, testsupport.ByPartition, msgs...)
 }
 
 // committed is the group's committed offset of a partition (-1: none).

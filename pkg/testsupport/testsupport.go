@@ -156,18 +156,50 @@ func NewKafka(t testing.TB) *Kafka {
 func (k *Kafka) Topic(t testing.TB, prefix string, partitions int) string {
 	t.Helper()
 	name := strings.ReplaceAll(Name(prefix), "_", "-")
+	k.CreateTopic(t, name, partitions)
+	return name
+}
+
+// CreateTopic creates the topic name with the given partitions.
+func (k *Kafka) CreateTopic(t testing.TB, name string, partitions int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	resp, err := k.Conn.Client().CreateTopics(ctx, &kafka.CreateTopicsRequest{
 		Topics: []kafka.TopicConfig{{Topic: name, NumPartitions: partitions, ReplicationFactor: 1}},
 	})
+	if err == nil {
+		err = resp.Errors[name]
+	}
 	if err != nil {
 		t.Fatalf("testsupport: create topic %s: %v", name, err)
 	}
-	if err := resp.Errors[name]; err != nil {
-		t.Fatalf("testsupport: create topic %s: %v", name, err)
+}
+
+// ByPartition sends each message to the partition it names (Message.Partition).
+var ByPartition = kafka.BalancerFunc(func(m kafka.Message, _ ...int) int { return m.Partition })
+
+// Writer returns a writer to topic that waits for every replica's ack and
+// batches for at most 1ms. balancer nil means by key hash. Close it.
+func (k *Kafka) Writer(topic string, balancer kafka.Balancer) *kafka.Writer {
+	if balancer == nil {
+		balancer = &kafka.Hash{}
 	}
-	return name
+	return &kafka.Writer{Addr: kafka.TCP(k.Config.Brokers...), Topic: topic, Transport: k.Conn.Transport(),
+		RequiredAcks: kafka.RequireAll, Balancer: balancer, BatchTimeout: time.Millisecond}
+}
+
+// Produce writes msgs to topic through a Writer with balancer (nil: by key
+// hash) and fails the test if the broker does not acknowledge them.
+func (k *Kafka) Produce(t testing.TB, topic string, balancer kafka.Balancer, msgs ...kafka.Message) {
+	t.Helper()
+	w := k.Writer(topic, balancer)
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatalf("testsupport: produce to %s: %v", topic, err)
+	}
 }
 
 // ReadAll reads every message of topic until want have arrived or timeout

@@ -134,12 +134,7 @@ func newDlqEnv(t *testing.T) *dlqEnv {
 		}
 		msgs = append(msgs, dlq.Build(orig, dlq.Failure{Class: c.class, Reason: fmt.Sprintf("reason %d", i), Group: "g", At: at}))
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(k.Config.Brokers...), Topic: dlqTopic, Transport: k.Conn.Transport(),
-		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond}
-	defer w.Close()
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		t.Fatal(err)
-	}
+	k.Produce(t, dlqTopic, &kafka.RoundRobin{}, msgs...)
 	return e
 }
 

@@ -31,7 +31,7 @@ func TestServeExposesMetricsAndReadiness(t *testing.T) {
 	proxy, dbURL := testsupport.ProxyURL(t, d.URL)
 	k := testsupport.NewKafka(t)
 	topic := k.Topic(t, "histories", 2)
-	createTopic(t, k, topic+".dlq")
+	k.CreateTopic(t, topic+".dlq", 1)
 	env := map[string]string{
 		"RECEIVER_DATABASE_URL": dbURL, "RECEIVER_HTTP_ADDR": "127.0.0.1:0", "LOG_FORMAT": "json",
 		"KAFKA_BROKERS": strings.Join(k.Config.Brokers, ","), "KAFKA_SASL_MECHANISM": k.Config.Mechanism,
@@ -50,7 +50,7 @@ func TestServeExposesMetricsAndReadiness(t *testing.T) {
 
 	dup := historyEvent(t, 2, 1, contract.StatusSent, "2")
 	poison := historyEvent(t, 3, 1, contract.StatusSent, "0.00001") // more decimals than the contract allows
-	produceMessages(t, k, topic,
+	k.Produce(t, topic, nil,
 		historyEvent(t, 1, 1, contract.StatusSent, "1"), historyEvent(t, 1, 2, contract.StatusDelivered, "1"), // applied ×2
 		historyEvent(t, 1, 1, contract.StatusSent, "1"), // republished v1: stale
 		dup, dup, // applied, duplicate
@@ -219,16 +219,4 @@ func newUUID() string {
 	_, _ = rand.Read(b)
 	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
-}
-
-func produceMessages(t *testing.T, k *testsupport.Kafka, topic string, msgs ...kafka.Message) {
-	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(k.Config.Brokers...), Topic: topic, Transport: k.Conn.Transport(),
-		RequiredAcks: kafka.RequireAll, Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond}
-	defer w.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		t.Fatalf("produce: %v", err)
-	}
 }

@@ -32,7 +32,7 @@ func TestMigrateThenServe(t *testing.T) {
 	d := testsupport.NewDatabase(t)
 	k := testsupport.NewKafka(t)
 	topic := k.Topic(t, "histories", 2)
-	createTopic(t, k, topic+".dlq")
+	k.CreateTopic(t, topic+".dlq", 1)
 	env := map[string]string{
 		"RECEIVER_DATABASE_URL": d.URL, "RECEIVER_HTTP_ADDR": "127.0.0.1:0", "LOG_FORMAT": "json",
 		"KAFKA_BROKERS": strings.Join(k.Config.Brokers, ","), "KAFKA_SASL_MECHANISM": k.Config.Mechanism,
@@ -112,20 +112,6 @@ func waitForLog(t *testing.T, logs *syncBuffer, done <-chan error, re *regexp.Re
 	}
 }
 
-func createTopic(t *testing.T, k *testsupport.Kafka, name string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	resp, err := k.Conn.Client().CreateTopics(ctx, &kafka.CreateTopicsRequest{
-		Topics: []kafka.TopicConfig{{Topic: name, NumPartitions: 1, ReplicationFactor: 1}}})
-	if err == nil {
-		err = resp.Errors[name]
-	}
-	if err != nil {
-		t.Fatalf("create topic %s: %v", name, err)
-	}
-}
-
 func produceHistory(t *testing.T, k *testsupport.Kafka, topic string, id int64) {
 	t.Helper()
 	issued := time.Date(2024, 1, 31, 23, 30, 0, 0, time.UTC)
@@ -143,12 +129,5 @@ func produceHistory(t *testing.T, k *testsupport.Kafka, topic string, id int64) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &kafka.Writer{Addr: kafka.TCP(k.Config.Brokers...), Topic: topic, Transport: k.Conn.Transport(),
-		RequiredAcks: kafka.RequireAll, Balancer: &kafka.Hash{}, BatchTimeout: 5 * time.Millisecond}
-	defer w.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte(env.AggregateID), Value: value}); err != nil {
-		t.Fatalf("produce: %v", err)
-	}
+	k.Produce(t, topic, nil, kafka.Message{Key: []byte(env.AggregateID), Value: value})
 }

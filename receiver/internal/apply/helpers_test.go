@@ -104,14 +104,7 @@ func start(t *testing.T, k *testsupport.Kafka, cfg consume.Config, h consume.Bat
 
 func produce(t *testing.T, k *testsupport.Kafka, topic string, msgs ...kafka.Message) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(k.Config.Brokers...), Topic: topic, Transport: k.Conn.Transport(),
-		RequiredAcks: kafka.RequireAll, Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond}
-	defer w.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		t.Fatalf("produce: %v", err)
-	}
+	k.Produce(t, topic, nil, msgs...)
 }
 
 // caughtUp reports whether the group has committed every partition's end.

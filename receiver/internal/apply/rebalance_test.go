@@ -65,8 +65,7 @@ func produceRounds(t *testing.T, k *testsupport.Kafka, topic string, ids int64) 
 	t.Helper()
 	rounds = &atomic.Int64{}
 	quit, done := make(chan struct{}), make(chan struct{})
-	w := &kafka.Writer{Addr: kafka.TCP(k.Config.Brokers...), Topic: topic, Transport: k.Conn.Transport(),
-		RequiredAcks: kafka.RequireAll, Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond}
+	w := k.Writer(topic, nil)
 	go func() {
 		defer close(done)
 		for v := int64(1); v <= 1000; v++ {

@@ -103,15 +103,7 @@ func (f *fixture) event(t *testing.T, n int, d dead) kafka.Message {
 // write produces msgs to topic, each to the partition it names.
 func (f *fixture) write(t *testing.T, topic string, msgs ...kafka.Message) {
 	t.Helper()
-	w := &kafka.Writer{Addr: kafka.TCP(f.k.Config.Brokers...), Topic: topic, Transport: f.k.Conn.Transport(),
-		RequiredAcks: kafka.RequireAll, BatchTimeout: time.Millisecond,
-		Balancer: kafka.BalancerFunc(func(m kafka.Message, _ ...int) int { return m.Partition })}
-	defer w.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		t.Fatalf("produce to %s: %v", topic, err)
-	}
+	f.k.Produce(t, topic, testsupport.ByPartition, msgs...)
 }
 
 // standard are four entries over both partitions, then a message that is
