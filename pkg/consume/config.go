@@ -32,11 +32,19 @@ type Config struct {
 	// MinBytes is the least data a fetch waits for. Default 1, so a single
 	// message is delivered at once.
 	MinBytes int
-	// MaxBytes caps one fetch response. Default 10 MiB.
+	// MaxBytes caps one fetch response (the broker still sends a record
+	// batch larger than that whole). Up to two responses per partition are
+	// held in memory ahead of the handler. Default 1 MiB: about 1,000
+	// messages of 1 KiB, two full batches.
 	MaxBytes int
-	// MaxWait bounds how long a fetch waits for MinBytes. Default 100ms: low
-	// latency matters more here than fetch efficiency.
+	// MaxWait is how long the broker holds a fetch while it has less than
+	// MinBytes for it. A message that arrives ends the wait, so it does not
+	// add latency; it sets how often an idle partition asks. Default 500ms.
 	MaxWait time.Duration
+	// FetchTimeout is how long a fetch response may take beyond MaxWait
+	// before the connection is dropped and the fetch retried, like Kafka's
+	// request.timeout.ms. Default 30s.
+	FetchTimeout time.Duration
 	// SessionTimeout is how long the group coordinator waits for a heartbeat
 	// before it hands this member's partitions to another. Default 30s.
 	// Heartbeats are sent every third of it, at most every 3s.
@@ -71,7 +79,9 @@ type Config struct {
 const (
 	DefaultBatchSize        = 500
 	DefaultBatchLinger      = time.Millisecond
-	DefaultMaxWait          = 100 * time.Millisecond
+	DefaultMaxBytes         = 1 << 20
+	DefaultMaxWait          = 500 * time.Millisecond
+	DefaultFetchTimeout     = 30 * time.Second
 	DefaultSessionTimeout   = 30 * time.Second
 	DefaultRebalanceTimeout = 30 * time.Second
 	DefaultMinBackoff       = 100 * time.Millisecond
@@ -86,8 +96,9 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.BatchSize, DefaultBatchSize)
 	setDefault(&c.BatchLinger, DefaultBatchLinger)
 	setDefault(&c.MinBytes, 1)
-	setDefault(&c.MaxBytes, 10<<20)
+	setDefault(&c.MaxBytes, DefaultMaxBytes)
 	setDefault(&c.MaxWait, DefaultMaxWait)
+	setDefault(&c.FetchTimeout, DefaultFetchTimeout)
 	setDefault(&c.SessionTimeout, DefaultSessionTimeout)
 	setDefault(&c.RebalanceTimeout, DefaultRebalanceTimeout)
 	setDefault(&c.MinBackoff, DefaultMinBackoff)
@@ -122,6 +133,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("consumer max bytes: %d is below min bytes %d", c.MaxBytes, c.MinBytes)
 	case c.MaxWait <= 0:
 		return fmt.Errorf("consumer max wait: must be positive, got %v", c.MaxWait)
+	case c.FetchTimeout <= 0:
+		return fmt.Errorf("consumer fetch timeout: must be positive, got %v", c.FetchTimeout)
 	case c.SessionTimeout < time.Second:
 		return fmt.Errorf("consumer session timeout: must be at least 1s, got %v", c.SessionTimeout)
 	case c.MinBackoff <= 0:
@@ -142,7 +155,8 @@ func (c *Config) Validate() error {
 func (c Config) String() string {
 	return "topic=" + c.Topic + " group=" + c.GroupID + " dlq_topic=" + c.DLQTopic +
 		" batch_size=" + strconv.Itoa(c.BatchSize) + " batch_linger=" + c.BatchLinger.String() +
-		" max_wait=" + c.MaxWait.String() + " session_timeout=" + c.SessionTimeout.String() +
+		" max_wait=" + c.MaxWait.String() + " fetch_timeout=" + c.FetchTimeout.String() +
+		" max_bytes=" + strconv.Itoa(c.MaxBytes) + " session_timeout=" + c.SessionTimeout.String() +
 		" rebalance_timeout=" + c.RebalanceTimeout.String() +
 		" backoff=" + c.MinBackoff.String() + ".." + c.MaxBackoff.String() +
 		" drain_timeout=" + c.DrainTimeout.String() + " min_bytes=" + strconv.Itoa(c.MinBytes)

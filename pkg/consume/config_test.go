@@ -24,6 +24,7 @@ func TestConfigValidateNamesTheSetting(t *testing.T) {
 		"backoff inverted":  {func(c *consume.Config) { c.MaxBackoff = time.Millisecond }, "max backoff"},
 		"short session":     {func(c *consume.Config) { c.SessionTimeout = time.Millisecond }, "session timeout"},
 		"negative wait":     {func(c *consume.Config) { c.MaxWait = -time.Second }, "max wait"},
+		"no fetch timeout":  {func(c *consume.Config) { c.FetchTimeout = -time.Second }, "fetch timeout"},
 		"rebalance < drain": {func(c *consume.Config) { c.RebalanceTimeout = c.DrainTimeout }, "rebalance timeout"},
 	}
 	for name, tc := range cases {
@@ -38,7 +39,7 @@ func TestConfigValidateNamesTheSetting(t *testing.T) {
 	}
 	c := consume.Config{Topic: "t", GroupID: "g"}
 	c.SetDefaults()
-	if err := c.Validate(); err != nil || c.MaxWait != 100*time.Millisecond || c.MaxBackoff != 10*time.Second ||
+	if err := c.Validate(); err != nil || c.MaxWait != consume.DefaultMaxWait || c.FetchTimeout != 30*time.Second || c.MaxBackoff != 10*time.Second ||
 		c.MinBackoff != 100*time.Millisecond || c.BatchSize != 500 || c.DLQTopic != dlq.Topic("t") ||
 		c.BatchLinger <= 0 || c.BatchLinger > 2*time.Millisecond {
 		t.Fatalf("defaults: %+v, Validate = %v", c, err)

@@ -12,6 +12,10 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/invoicesync/invoicesync/pkg/consume"
 	"github.com/invoicesync/invoicesync/pkg/dlq"
@@ -318,3 +322,84 @@ func TestRunFailsFast(t *testing.T) {
 }
 
 func sameHeader(a, b kafka.Header) bool { return a.Key == b.Key && string(a.Value) == string(b.Value) }
+
+// deleteRecords deletes the messages of a partition below offset, as
+// retention would, through the broker's DeleteRecords API.
+func deleteRecords(t *testing.T, k *testsupport.Kafka, topic string, partition int, offset int64) {
+	t.Helper()
+	if k.Config.TLS {
+		t.Skip("deleteRecords speaks SASL/SCRAM without TLS")
+	}
+	auth := scram.Auth{User: k.Config.Username, Pass: k.Config.Password}
+	mech := auth.AsSha512Mechanism()
+	if k.Config.Mechanism == kafkasec.MechanismSCRAMSHA256 {
+		mech = auth.AsSha256Mechanism()
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Config.Brokers...), kgo.SASL(mech))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	req.TimeoutMillis = 10_000
+	rt := kmsg.NewDeleteRecordsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	rp.Partition, rp.Offset = int32(partition), offset
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatalf("delete records: %v", err)
+	}
+	for _, rt := range resp.Topics {
+		for _, rp := range rt.Partitions {
+			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
+				t.Fatalf("delete records of %s/%d: %v", rt.Topic, rp.Partition, err)
+			}
+		}
+	}
+}
+
+// When retention deleted messages the group had not consumed yet, the
+// consumer resumes at the partition's first offset and says, at error
+// level, how many messages were lost.
+func TestOffsetDeletedByRetentionResumesAtTheFirstOffsetAndSaysSo(t *testing.T) {
+	k := testsupport.NewKafka(t)
+	topic := topics(t, k, "retention", 1)
+	group := testsupport.Name("g")
+	produce(t, k, topic, 0, 0, 10)
+	cfg := testConfig(topic, group)
+	cfg.BatchSize = 1
+	stop := run(t, newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
+		if msgs[0].Offset >= 3 {
+			return errors.New("not yet")
+		}
+		return nil
+	}), zerolog.Nop()))
+	waitFor(t, "offsets 0-2 committed", func() bool { return committed(t, k, group, topic, 0) == 3 })
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	deleteRecords(t, k, topic, 0, 6)
+
+	var applied recorder
+	logs := &syncBuffer{}
+	stop = run(t, newConsumer(t, k, testConfig(topic, group), consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
+		applied.add(msgs)
+		return nil
+	}), zerolog.New(logs)))
+	waitFor(t, "all ten committed", func() bool { return committed(t, k, group, topic, 0) == 10 })
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if got := slices.Concat(applied.all()...); !slices.Equal(got, []int64{6, 7, 8, 9}) {
+		t.Fatalf("applied %v, want [6 7 8 9]: what retention left", got)
+	}
+	out := logs.String()
+	if !strings.Contains(out, `"level":"error"`) || !strings.Contains(out, "deleted by retention") || !strings.Contains(out, `"lost_messages":3`) {
+		t.Fatalf("no error log naming the 3 lost messages:\n%s", out)
+	}
+}

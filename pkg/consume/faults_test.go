@@ -1,14 +1,19 @@
 package consume_test
 
 import (
+	"context"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/invoicesync/invoicesync/pkg/consume"
 	"github.com/invoicesync/invoicesync/pkg/dlq"
 	"github.com/invoicesync/invoicesync/pkg/testsupport"
 )
@@ -85,5 +90,78 @@ func TestDeadLetterPublishFailureHoldsTheOffsetUntilItSucceeds(t *testing.T) {
 	assertDeadLetter(t, dead[0], message(0), topic, 0, dlq.ClassSchema, "fileName", group)
 	if got := slices.Concat(applied.all()...); !slices.Equal(got, []int64{1}) {
 		t.Fatalf("applied %v, want [1]", got)
+	}
+}
+
+// slowFetches makes the embedded broker hold every fetch request for topic
+// for delay before answering it, as a busy broker building a large response
+// would. It counts the held requests.
+func slowFetches(t *testing.T, k *testsupport.Kafka, topic string, delay time.Duration) *atomic.Int32 {
+	t.Helper()
+	if k.Embedded == nil {
+		t.Skip("fault injection needs the embedded broker")
+	}
+	held := &atomic.Int32{}
+	var mu sync.Mutex
+	seen := map[kmsg.Request]bool{}
+	cl := k.Embedded.Cluster()
+	cl.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cl.KeepControl()
+		fr := req.(*kmsg.FetchRequest)
+		if !slices.ContainsFunc(fr.Topics, func(ft kmsg.FetchRequestTopic) bool { return ft.Topic == topic }) {
+			return nil, nil, false
+		}
+		mu.Lock()
+		again := seen[req]
+		seen[req] = true
+		mu.Unlock()
+		if !again {
+			held.Add(1)
+			cl.SleepControl(func() { time.Sleep(delay) })
+		}
+		return nil, nil, false
+	})
+	return held
+}
+
+// A broker that takes much longer than MaxWait to answer a fetch still
+// delivers: MaxWait is how long the broker may wait for data, not how long
+// the answer may take. (kafka-go's Reader used it for both: with a large
+// backlog on a busy broker every fetch timed out, was asked again, and the
+// partition never moved.)
+func TestFetchAnsweredSlowerThanMaxWaitStillDelivers(t *testing.T) {
+	k := testsupport.NewKafka(t)
+	topic := topics(t, k, "slowfetch", 1)
+	group := testsupport.Name("g")
+	produce(t, k, topic, 0, 0, 50)
+	cfg := testConfig(topic, group)
+	cfg.MaxWait = 20 * time.Millisecond
+	held := slowFetches(t, k, topic, 10*cfg.MaxWait)
+
+	var applied recorder
+	logs := &syncBuffer{}
+	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
+		applied.add(msgs)
+		return nil
+	}), zerolog.New(logs))
+	stop := run(t, c)
+	waitFor(t, "all 50 committed", func() bool { return committed(t, k, group, topic, 0) == 50 })
+	produce(t, k, topic, 0, 50, 10)
+	waitFor(t, "all 60 committed", func() bool { return committed(t, k, group, topic, 0) == 60 })
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if held.Load() < 2 {
+		t.Fatalf("only %d fetches were held: the fault was not injected", held.Load())
+	}
+	want := make([]int64, 60)
+	for i := range want {
+		want[i] = int64(i)
+	}
+	if got := slices.Concat(applied.all()...); !slices.Equal(got, want) {
+		t.Fatalf("applied %v, want offsets 0..59 once each, in order", got)
+	}
+	if strings.Contains(logs.String(), "fetch failed") {
+		t.Fatalf("a held fetch was counted as failed:\n%s", logs.String())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -124,11 +125,12 @@ func (m *consumerMetrics) commitFailed() {
 
 // lagGauge reports the lag of one assigned partition: after every fetch,
 // from the high watermark the fetched messages carry, and every interval
-// from the broker (kafka.Reader.ReadLag), so the gauge also grows while
-// the partition is stuck on a batch it cannot yet apply.
+// from the broker, so the gauge also grows while the partition is stuck on
+// a batch it cannot yet apply.
 type lagGauge struct {
 	g        prometheus.Gauge
-	reader   *kafka.Reader
+	end      func(context.Context) (int64, error)
+	next     atomic.Int64 // the offset after the last message handed to the handler; negative until known
 	interval time.Duration
 	log      zerolog.Logger
 	remove   func()
@@ -136,15 +138,17 @@ type lagGauge struct {
 	wg       sync.WaitGroup
 }
 
-// startLag starts reporting the lag of the partition read by r; nil when
-// metrics are off. Stop it when the partition is revoked.
-func (m *consumerMetrics) startLag(topic string, partition int, r *kafka.Reader, interval time.Duration, log zerolog.Logger) *lagGauge {
+// startLag starts reporting the lag of a partition consumed from offset
+// start, asking end for its end offset; nil when metrics are off. Stop it
+// when the partition is revoked.
+func (m *consumerMetrics) startLag(topic string, partition int, start int64, end func(context.Context) (int64, error), interval time.Duration, log zerolog.Logger) *lagGauge {
 	if m == nil {
 		return nil
 	}
 	labels := []string{topic, strconv.Itoa(partition)}
-	l := &lagGauge{g: m.lag.WithLabelValues(labels...), reader: r, interval: interval, log: log,
+	l := &lagGauge{g: m.lag.WithLabelValues(labels...), end: end, interval: interval, log: log,
 		remove: func() { m.lag.DeleteLabelValues(labels...) }}
+	l.next.Store(start)
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	l.wg.Go(func() { l.poll(ctx) })
@@ -157,16 +161,16 @@ func (l *lagGauge) poll(ctx context.Context) {
 	defer t.Stop()
 	for {
 		rctx, cancel := context.WithTimeout(ctx, l.interval)
-		lag, err := l.reader.ReadLag(rctx)
+		end, err := l.end(rctx)
 		cancel()
-		switch {
+		switch next := l.next.Load(); {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
 			// Fetches report the failure; the gauge keeps its last value.
 			l.log.Debug().Err(err).Msg("reading the partition lag failed")
-		default:
-			l.g.Set(float64(lag))
+		case next >= 0:
+			l.g.Set(float64(max(0, end-next)))
 		}
 		select {
 		case <-ctx.Done():
@@ -176,9 +180,14 @@ func (l *lagGauge) poll(ctx context.Context) {
 	}
 }
 
-// fetched updates the gauge from the last message of a fetched batch.
+// fetched updates the gauge from the last message of a batch handed to the
+// handler.
 func (l *lagGauge) fetched(last kafka.Message) {
-	if l != nil && last.HighWaterMark > 0 {
+	if l == nil {
+		return
+	}
+	l.next.Store(last.Offset + 1)
+	if last.HighWaterMark > 0 {
 		l.g.Set(float64(max(0, last.HighWaterMark-(last.Offset+1))))
 	}
 }

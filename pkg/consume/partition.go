@@ -3,6 +3,7 @@ package consume
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -16,13 +17,16 @@ import (
 
 // partition consumes one assigned partition for one generation.
 type partition struct {
-	c      *Consumer
-	id     int
-	reader *kafka.Reader
-	com    *committer
-	fail   context.CancelCauseFunc
-	log    zerolog.Logger
-	lag    *lagGauge // nil: no metrics
+	c    *Consumer
+	id   int
+	com  *committer
+	fail context.CancelCauseFunc
+	log  zerolog.Logger
+	lag  *lagGauge // nil: no metrics
+	// fetched carries the fetcher's responses; it is closed when the
+	// fetcher stops. pending holds what the last batch left of them.
+	fetched <-chan []kafka.Message
+	pending []kafka.Message
 	// stop is done when the partition must stop taking new work: the
 	// generation ended (a rebalance, or Run closing the group).
 	stop context.Context
@@ -43,68 +47,86 @@ func (c *Consumer) runPartition(runCtx, genCtx context.Context, com *committer, 
 	defer context.AfterFunc(stop, func() { time.AfterFunc(c.cfg.DrainTimeout, cancelWork) })()
 
 	log := c.log.With().Int(logging.FieldPartition, pa.ID).Logger()
-	r := kafka.NewReader(c.readerConfig(pa.ID))
-	defer func() {
-		if err := r.Close(); err != nil {
-			log.Warn().Err(err).Msg("close partition reader")
-		}
-	}()
 	// pa.Offset is the group's committed offset, or kafka.FirstOffset when
 	// the group never committed one for this partition.
-	if err := r.SetOffset(pa.Offset); err != nil {
-		log.Error().Err(err).Msg("cannot position the partition reader")
-		return
-	}
 	log.Debug().Int64("start_offset", pa.Offset).Msg("partition started")
-	lag := c.metrics.startLag(c.cfg.Topic, pa.ID, r, c.cfg.LagInterval, log)
+	lag := c.metrics.startLag(c.cfg.Topic, pa.ID, pa.Offset, c.partitionEnd(pa.ID), c.cfg.LagInterval, log)
 	defer lag.stop()
-	p := &partition{c: c, id: pa.ID, reader: r, com: com, fail: fail, log: log, lag: lag, stop: stop, work: work}
+	fetched := make(chan []kafka.Message, 1)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancelStop() // the fetcher stops before the wait above
+	wg.Go(func() {
+		defer close(fetched)
+		c.fetchLoop(stop, newFetcher(c.conn, &c.cfg, pa.ID, pa.Offset, log), fetched, fail, log)
+	})
+	p := &partition{c: c, id: pa.ID, com: com, fail: fail, log: log, lag: lag, fetched: fetched, stop: stop, work: work}
 	p.run()
 	log.Debug().Msg("partition stopped")
 }
 
-func (c *Consumer) readerConfig(id int) kafka.ReaderConfig {
-	return kafka.ReaderConfig{
-		Brokers:        c.conn.Brokers(),
-		Topic:          c.cfg.Topic,
-		Partition:      id,
-		Dialer:         c.conn.Dialer(),
-		MinBytes:       c.cfg.MinBytes,
-		MaxBytes:       c.cfg.MaxBytes,
-		MaxWait:        c.cfg.MaxWait,
-		QueueCapacity:  c.cfg.BatchSize, // a full batch can be waiting while one is handled
-		IsolationLevel: kafka.ReadCommitted,
-		ErrorLogger:    c.kafkaLogger(),
-		// The lag gauge polls on its own (and only with metrics on);
-		// kafka-go's poll would dial every partition leader once a minute
-		// for a statistic nobody reads.
-		ReadLagInterval: -1,
-	}
-}
-
-// run fetches and processes batches until the partition must stop.
-func (p *partition) run() {
+// fetchLoop sends what f fetches to out until ctx ends, one response ahead
+// of the handler, retrying failed fetches with backoff. A refused
+// authentication fails the consumer.
+func (c *Consumer) fetchLoop(ctx context.Context, f *fetcher, out chan<- []kafka.Message, fail context.CancelCauseFunc, log zerolog.Logger) {
+	defer f.close()
 	failures := 0
 	for {
-		batch, err := p.fetch()
+		msgs, err := f.fetch(ctx)
 		if err != nil {
-			if p.stop.Err() != nil {
+			if ctx.Err() != nil {
 				return
 			}
-			err = p.c.conn.Explain("", err)
 			if errors.Is(err, kafkasec.ErrAuthentication) {
-				p.fail(err)
+				fail(err)
 				return
 			}
 			failures++
-			delay := p.c.backoff(failures)
-			p.log.Warn().Err(err).Dur("retry_in", delay).Msg("fetch failed")
-			if !sleep(p.stop, delay) {
+			delay := c.backoff(failures)
+			log.Warn().Err(err).Int("attempt", failures).Dur("retry_in", delay).Msg("fetch failed")
+			if !sleep(ctx, delay) {
 				return
 			}
 			continue
 		}
 		failures = 0
+		select {
+		case out <- msgs:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// partitionEnd returns a function that asks the broker for the partition's
+// end offset (its high watermark), for the lag gauge.
+func (c *Consumer) partitionEnd(id int) func(context.Context) (int64, error) {
+	return func(ctx context.Context) (int64, error) {
+		resp, err := c.conn.Client().ListOffsets(ctx, &kafka.ListOffsetsRequest{
+			Topics: map[string][]kafka.OffsetRequest{c.cfg.Topic: {kafka.LastOffsetOf(id)}},
+		})
+		if err != nil {
+			return 0, err
+		}
+		for _, po := range resp.Topics[c.cfg.Topic] {
+			if po.Partition == id {
+				if po.Error != nil {
+					return 0, po.Error
+				}
+				return po.LastOffset, nil
+			}
+		}
+		return 0, fmt.Errorf("no offsets for partition %d of %s in the answer", id, c.cfg.Topic)
+	}
+}
+
+// run takes batches and processes them until the partition must stop.
+func (p *partition) run() {
+	for {
+		batch, ok := p.next()
+		if !ok {
+			return
+		}
 		p.lag.fetched(batch[len(batch)-1])
 		if !p.process(batch) {
 			return
@@ -112,31 +134,48 @@ func (p *partition) run() {
 	}
 }
 
-// fetch waits for a message, then collects the ones already there, for at
-// most BatchLinger and up to BatchSize.
-func (p *partition) fetch() ([]kafka.Message, error) {
-	m, err := p.reader.FetchMessage(p.stop)
-	if err != nil {
-		return nil, err
-	}
-	batch := make([]kafka.Message, 1, min(p.c.cfg.BatchSize, 64))
-	batch[0] = m
-	if p.c.cfg.BatchSize == 1 {
-		return batch, nil
-	}
-	linger, cancel := context.WithTimeout(p.stop, p.c.cfg.BatchLinger)
-	defer cancel()
-	for len(batch) < p.c.cfg.BatchSize {
-		m, err := p.reader.FetchMessage(linger)
-		if err != nil {
-			if linger.Err() == nil {
-				p.log.Warn().Err(err).Msg("fetch failed while collecting a batch")
+// next returns the next batch: what is pending, or else the next fetch
+// response together with the ones that arrive within BatchLinger, up to
+// BatchSize messages. It reports false when the partition must stop.
+func (p *partition) next() ([]kafka.Message, bool) {
+	if len(p.pending) == 0 {
+		select {
+		case msgs, ok := <-p.fetched:
+			if !ok {
+				return nil, false
 			}
-			break
+			p.pending = msgs
+		case <-p.stop.Done():
+			return nil, false
 		}
-		batch = append(batch, m)
+		if len(p.pending) < p.c.cfg.BatchSize && p.c.cfg.BatchLinger > 0 {
+			p.linger()
+		}
 	}
-	return batch, nil
+	n := min(len(p.pending), p.c.cfg.BatchSize)
+	batch := p.pending[:n:n]
+	p.pending = p.pending[n:]
+	return batch, true
+}
+
+// linger adds to pending the responses that arrive within BatchLinger, until
+// it holds BatchSize messages.
+func (p *partition) linger() {
+	t := time.NewTimer(p.c.cfg.BatchLinger)
+	defer t.Stop()
+	for len(p.pending) < p.c.cfg.BatchSize {
+		select {
+		case msgs, ok := <-p.fetched:
+			if !ok {
+				return
+			}
+			p.pending = append(p.pending, msgs...)
+		case <-t.C:
+			return
+		case <-p.stop.Done():
+			return
+		}
+	}
 }
 
 // process hands msgs to the handler until it succeeds (then commits them),

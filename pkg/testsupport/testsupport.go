@@ -216,7 +216,9 @@ func (k *Kafka) ReadAll(t testing.TB, topic string, want int, timeout time.Durat
 	for _, p := range parts {
 		r := kafka.NewReader(kafka.ReaderConfig{
 			Brokers: k.Config.Brokers, Topic: topic, Partition: p, Dialer: k.Conn.Dialer(),
-			MaxWait: 100 * time.Millisecond,
+			// kafka.Reader bounds the fetch's whole round trip by MaxWait
+			// (less a quarter below 1s): give a busy broker a second.
+			MaxWait: 2 * time.Second,
 		})
 		end, err := lastOffset(ctx, k, topic, p)
 		if err != nil {
