@@ -3,11 +3,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -81,10 +83,7 @@ func newStack(t *testing.T) *stack {
 		"SENDER_DATABASE_URL="+s.senderDB.URL,
 		"RECEIVER_DATABASE_URL="+s.receiverDB.URL,
 		"SENDER_HTTP_ADDR="+senderAddr,
-		// No relay listener by default: a port picked by freeAddr can be
-		// taken by another process's outgoing connection before the relay
-		// binds it (it binds after its database and Kafka checks). Tests
-		// that scrape the relay give it a port themselves.
+		// No relay listener unless a test scrapes the relay.
 		"RELAY_HTTP_ADDR=",
 		"RECEIVER_HTTP_ADDR="+receiverAddr,
 		"KAFKA_BROKERS="+strings.Join(kc.Brokers, ","),
@@ -220,14 +219,55 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// freeAddr returns a free 127.0.0.1 port for a child process to listen on.
+// It is taken below the kernel's ephemeral range: a port from that range
+// (what listening on port 0 gives) can be taken by some process's outgoing
+// connection before the child binds it. Ports handed out once are not
+// handed out again.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	low := ephemeralLow()
+	addrsMu.Lock()
+	defer addrsMu.Unlock()
+	for range 1000 {
+		port := 10000 + rand.IntN(low-10000)
+		if handedOut[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // in use
+		}
+		addr := l.Addr().String()
+		_ = l.Close()
+		handedOut[port] = true
+		return addr
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatalf("no free port found between 10000 and %d", low)
+	return ""
+}
+
+var (
+	addrsMu   sync.Mutex
+	handedOut = map[int]bool{}
+)
+
+// ephemeralLow is the first port of the kernel's ephemeral range (32768
+// when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 32768
+	}
+	n, err := strconv.Atoi(f[0])
+	if err != nil || n <= 11000 {
+		return 32768
+	}
+	return n
 }
 
 // eventually polls cond until it holds or timeout passes.
