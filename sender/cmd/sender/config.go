@@ -21,12 +21,13 @@ import (
 
 // Defaults of the settings.
 const (
-	defaultDatabaseURL   = "postgres://invoicesync:invoicesync@127.0.0.1:5432/invoicesync_sender"
-	defaultHTTPAddr      = "127.0.0.1:8080"
-	defaultMaxBodyBytes  = 1 << 20
-	maxMaxBodyBytes      = 64 << 20
-	defaultTopic         = "sci.invoice-history.v1"
-	defaultRelayHTTPAddr = "127.0.0.1:8082"
+	defaultDatabaseURL       = "postgres://invoicesync:invoicesync@127.0.0.1:5432/invoicesync_sender"
+	defaultHTTPAddr          = "127.0.0.1:8080"
+	defaultMaxBodyBytes      = 1 << 20
+	defaultIdempotencyKeyTTL = 24 * time.Hour
+	maxMaxBodyBytes          = 64 << 20
+	defaultTopic             = "sci.invoice-history.v1"
+	defaultRelayHTTPAddr     = "127.0.0.1:8082"
 )
 
 // commonConfig is what every subcommand reads.
@@ -71,6 +72,10 @@ type serveConfig struct {
 	// MaxBodyBytes caps a request body (413 above). SENDER_MAX_BODY_BYTES,
 	// default 1048576 (1 MiB), at most 64 MiB.
 	MaxBodyBytes int
+	// IdempotencyKeyTTL is how long an Idempotency-Key answers retries of
+	// its request; older keys are deleted. SENDER_IDEMPOTENCY_KEY_TTL,
+	// default 24h.
+	IdempotencyKeyTTL time.Duration
 }
 
 func (c *serveConfig) bind(s *settings.Set) {
@@ -78,6 +83,8 @@ func (c *serveConfig) bind(s *settings.Set) {
 	s.String(&c.HTTPAddr, "http-addr", "SENDER_HTTP_ADDR", defaultHTTPAddr, "host:port the HTTP API listens on")
 	s.Int(&c.MaxBodyBytes, "max-body-bytes", "SENDER_MAX_BODY_BYTES", defaultMaxBodyBytes,
 		"largest accepted request body in bytes (larger ones get 413)")
+	s.Duration(&c.IdempotencyKeyTTL, "idempotency-key-ttl", "SENDER_IDEMPOTENCY_KEY_TTL", defaultIdempotencyKeyTTL,
+		"how long an Idempotency-Key answers retries of its request (older keys are deleted)")
 }
 
 // Validate reports the first setting that is wrong, by name.
@@ -95,12 +102,15 @@ func (c *serveConfig) Validate() error {
 	if c.MaxBodyBytes <= 0 || c.MaxBodyBytes > maxMaxBodyBytes {
 		return fmt.Errorf("SENDER_MAX_BODY_BYTES (--max-body-bytes): must be from 1 to %d, got %d", maxMaxBodyBytes, c.MaxBodyBytes)
 	}
+	if c.IdempotencyKeyTTL < time.Minute {
+		return fmt.Errorf("SENDER_IDEMPOTENCY_KEY_TTL (--idempotency-key-ttl): must be at least 1m, got %v", c.IdempotencyKeyTTL)
+	}
 	return nil
 }
 
 func (c *serveConfig) MarshalZerologObject(e *zerolog.Event) {
 	c.commonConfig.MarshalZerologObject(e)
-	e.Str("http_addr", c.HTTPAddr).Int("max_body_bytes", c.MaxBodyBytes)
+	e.Str("http_addr", c.HTTPAddr).Int("max_body_bytes", c.MaxBodyBytes).Dur("idempotency_key_ttl", c.IdempotencyKeyTTL)
 }
 
 // relayConfig is the configuration of "sender relay".

@@ -68,6 +68,7 @@ func TestValidateNamesTheSettingAtFault(t *testing.T) {
 		{"addr with bad port", &serveConfig{}, map[string]string{"SENDER_HTTP_ADDR": ":http-alt"}, "SENDER_HTTP_ADDR"},
 		{"zero body limit", &serveConfig{}, map[string]string{"SENDER_MAX_BODY_BYTES": "0"}, "SENDER_MAX_BODY_BYTES"},
 		{"huge body limit", &serveConfig{}, map[string]string{"SENDER_MAX_BODY_BYTES": "1000000000"}, "SENDER_MAX_BODY_BYTES"},
+		{"short key ttl", &serveConfig{}, map[string]string{"SENDER_IDEMPOTENCY_KEY_TTL": "10s"}, "SENDER_IDEMPOTENCY_KEY_TTL"},
 		{"bad log level", &migrateConfig{}, map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
 		{"bad log format", &migrateConfig{}, map[string]string{"LOG_FORMAT": "xml"}, "LOG_FORMAT"},
 		{"no kafka password", &relayConfig{}, map[string]string{"KAFKA_SASL_USERNAME": "u"}, "kafka sasl password"},

@@ -3,17 +3,21 @@ package main
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/invoicesync/invoicesync/pkg/health"
 	"github.com/invoicesync/invoicesync/pkg/metrics"
 	"github.com/invoicesync/invoicesync/pkg/settings"
 	"github.com/invoicesync/invoicesync/sender/internal/api"
+	"github.com/invoicesync/invoicesync/sender/internal/idempotency"
 )
 
-// serve runs the HTTP API until ctx ends, then drains the requests in flight.
+// serve runs the HTTP API, and the deletion of expired idempotency keys,
+// until ctx ends, then drains the requests in flight.
 func serve(ctx context.Context, c *cli, args []string) error {
 	var cfg serveConfig
 	s := settings.New("sender serve", "Serve the HTTP API that records send-invoice histories and their e-mail status.")
@@ -43,7 +47,12 @@ func serve(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := srv.Run(ctx); err != nil {
+	janitor := &idempotency.Janitor{DB: pool, TTL: cfg.IdempotencyKeyTTL,
+		Interval: min(cfg.IdempotencyKeyTTL/4, 10*time.Minute), Log: log}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(gctx) })
+	g.Go(func() error { return janitor.Run(gctx) })
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	log.Info().Msg("stopped")

@@ -5,6 +5,8 @@
 // Routes:
 //
 //	POST /v1/histories                       event-shaped history -> 201 {"historyId","version"} + Location
+//	                                         with an Idempotency-Key header, a retry of the same
+//	                                         request answers the same (Idempotent-Replayed: true)
 //	PUT  /v1/histories/{historyId}/status    {"emailStatus"}      -> 200 {"historyId","version"}
 //	GET  /v1/histories/{historyId}                                -> 200 {"version","history"} as last published
 //	GET  /healthz                            liveness             -> 200 {"status":"ok"}
@@ -12,16 +14,21 @@
 // Every error answers {"error": "...", "fields": [{"field", "problem"}]},
 // fields present when a field is at fault:
 //
-//	400 the body is not one JSON object, has an unknown field, or the path id is not a positive integer
+//	400 the body is not one JSON object, has an unknown field, the path id is not a positive integer,
+//	    or the Idempotency-Key is empty, longer than 255 bytes or not printable ASCII
 //	404 the history does not exist
+//	409 the Idempotency-Key expired while the request ran; retry
 //	413 the body is larger than the limit
 //	415 the Content-Type is not application/json
-//	422 a field has the wrong JSON type or a value the contract refuses
+//	422 a field has the wrong JSON type or a value the contract refuses, or the
+//	    Idempotency-Key was used for a different request
 //	503 the database is unreachable; retry
 //	500 anything else (logged)
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -33,6 +40,7 @@ import (
 	"github.com/invoicesync/invoicesync/pkg/contract"
 	"github.com/invoicesync/invoicesync/pkg/db"
 	"github.com/invoicesync/invoicesync/sender/history"
+	"github.com/invoicesync/invoicesync/sender/internal/idempotency"
 )
 
 // DefaultMaxBodyBytes is the default request body limit: 1 MiB.
@@ -101,21 +109,79 @@ func NewHandler(cfg Config, pool Pool, log zerolog.Logger) (http.Handler, error)
 	return h.logRequests(inner), nil
 }
 
+// headerIdempotencyKey makes POST /v1/histories safe to retry (package
+// idempotency).
+const headerIdempotencyKey = "Idempotency-Key"
+
 func (h *handler) record(w http.ResponseWriter, r *http.Request) {
+	key, keyed := r.Header.Get(headerIdempotencyKey), len(r.Header.Values(headerIdempotencyKey)) > 0
+	if keyed {
+		if err := idempotency.CheckKey(key); err != nil {
+			h.fail(w, r, badRequest(headerIdempotencyKey+" header: "+err.Error(),
+				history.FieldProblem{Field: headerIdempotencyKey, Problem: err.Error()}))
+			return
+		}
+	}
 	in, err := decodeHistory(w, r, h.maxBody)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
+	var fingerprint []byte
+	if keyed {
+		canonical, err := json.Marshal(in)
+		if err != nil {
+			h.fail(w, r, fmt.Errorf("fingerprint the request: %w", err))
+			return
+		}
+		fingerprint = idempotency.Hash(canonical)
+	}
 	var rec history.Recorded
 	err = db.InTx(r.Context(), h.pool, func(tx pgx.Tx) error {
 		rec, err = history.Record(r.Context(), tx, in)
-		return err
+		if err != nil || !keyed {
+			return err
+		}
+		return idempotency.Remember(r.Context(), tx, key, idempotency.Answer{
+			RequestSHA256: fingerprint, HistoryID: rec.HistoryID, Version: rec.Version})
 	})
+	if errors.Is(err, idempotency.ErrKeyTaken) {
+		h.replay(w, r, key, fingerprint)
+		return
+	}
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
+	h.created(w, r, rec)
+}
+
+// replay answers a request whose Idempotency-Key already recorded a
+// history: with the first answer when the request is the same, with 422
+// when the key was used for another request.
+func (h *handler) replay(w http.ResponseWriter, r *http.Request, key string, fingerprint []byte) {
+	a, err := idempotency.Lookup(r.Context(), h.pool, key)
+	switch {
+	case idempotency.IsNotFound(err):
+		// Purged between the conflict and the lookup: the key has expired.
+		h.fail(w, r, &requestError{status: http.StatusConflict,
+			msg: headerIdempotencyKey + " header: the key expired while this request ran; retry it"})
+		return
+	case err != nil:
+		h.fail(w, r, err)
+		return
+	case !bytes.Equal(a.RequestSHA256, fingerprint):
+		problem := "already used for a different request (recorded history " + strconv.FormatInt(a.HistoryID, 10) + "); use a new key for a new history"
+		h.fail(w, r, &requestError{status: http.StatusUnprocessableEntity, msg: headerIdempotencyKey + " header: " + problem,
+			fields: []history.FieldProblem{{Field: headerIdempotencyKey, Problem: problem}}})
+		return
+	}
+	w.Header().Set("Idempotent-Replayed", "true")
+	h.created(w, r, history.Recorded{HistoryID: a.HistoryID, Version: a.Version})
+}
+
+// created answers 201 with the recorded history's id and version.
+func (h *handler) created(w http.ResponseWriter, r *http.Request, rec history.Recorded) {
 	noteHistory(r, rec.HistoryID)
 	w.Header().Set("Location", "/v1/histories/"+strconv.FormatInt(rec.HistoryID, 10))
 	writeJSON(w, http.StatusCreated, rec)
