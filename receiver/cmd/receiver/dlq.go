@@ -41,7 +41,7 @@ Run "receiver dlq <subcommand> --help" for its flags.`
 func (a *app) dlq(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		a.dlqUsage(a.stderr)
-		return errors.New("no dlq subcommand given (want list, show, replay, mark-handled or unmark)")
+		return &usageError{errors.New("no dlq subcommand given (want list, show, replay, mark-handled or unmark)")}
 	}
 	rest := args[1:]
 	switch args[0] {
@@ -59,7 +59,7 @@ func (a *app) dlq(ctx context.Context, args []string) error {
 		a.dlqUsage(a.stdout)
 		return nil
 	default:
-		return fmt.Errorf("unknown dlq subcommand %q (want list, show, replay, mark-handled or unmark; see receiver dlq --help)", args[0])
+		return &usageError{fmt.Errorf("unknown dlq subcommand %q (want list, show, replay, mark-handled or unmark; see receiver dlq --help)", args[0])}
 	}
 }
 
@@ -137,7 +137,7 @@ func (a *app) dlqConfigure(name, summary string, args []string, extra func(*sett
 	extra(set)
 	rest, err := set.ParseArgs(args)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, asUsage(err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("configuration: %w", err)
@@ -231,7 +231,7 @@ func (f *filterFlags) filter(now func() time.Time) (deadletter.Filter, error) {
 // them is not partition:offset.
 func checkIDs(cmd string, ids []string) error {
 	if len(ids) == 0 {
-		return fmt.Errorf("receiver dlq %s: no entry id given (want partition:offset, as dlq list shows; see --help)", cmd)
+		return &usageError{fmt.Errorf("receiver dlq %s: no entry id given (want partition:offset, as dlq list shows; see --help)", cmd)}
 	}
 	for _, id := range ids {
 		if _, _, err := dlq.ParseID(id); err != nil {

@@ -19,7 +19,7 @@ func (a *app) healthcheck(ctx context.Context, args []string) error {
 	s.SetOutput(a.stdout)
 	s.SetLookup(a.lookup)
 	if err := s.Parse(args); err != nil {
-		return err
+		return asUsage(err)
 	}
 	return probe.HTTP(ctx, url, timeout)
 }

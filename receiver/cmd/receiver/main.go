@@ -50,10 +50,14 @@ func main() {
 	err := a.run(ctx, os.Args[1:])
 	stop()
 	var serr *stoppedWhileStarting
+	var uerr *usageError
 	switch {
 	case err == nil:
 	case errors.As(err, &serr):
 		a.log.Info().Err(serr.err).Msg("stopped by a signal while starting")
+	case errors.As(err, &uerr):
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
 	default:
 		a.log.Error().Err(err).Msg("receiver failed")
 		os.Exit(1)
@@ -68,6 +72,21 @@ type stoppedWhileStarting struct{ err error }
 
 func (e *stoppedWhileStarting) Error() string { return "stopped while starting: " + e.err.Error() }
 func (e *stoppedWhileStarting) Unwrap() error { return e.err }
+
+// usageError is a command line that cannot run (an unknown subcommand or
+// flag): main prints it plainly and exits 2, as the sender does.
+type usageError struct{ err error }
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+// asUsage marks a settings parse error as a usage error; help passes through.
+func asUsage(err error) error {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return &usageError{err}
+}
 
 type app struct {
 	stdout, stderr io.Writer
@@ -84,7 +103,7 @@ func newApp(stdout, stderr io.Writer, lookup func(string) (string, bool)) *app {
 func (a *app) run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(a.stderr, usage)
-		return errors.New("no subcommand given (want serve, migrate or help)")
+		return &usageError{errors.New("no subcommand given (want serve, migrate, healthcheck, dlq or help)")}
 	}
 	var err error
 	switch args[0] {
@@ -104,7 +123,7 @@ func (a *app) run(ctx context.Context, args []string) error {
 		fmt.Fprint(a.stdout, usage)
 		return nil
 	default:
-		return fmt.Errorf("unknown subcommand %q (want serve, migrate, healthcheck, dlq or help; see receiver help)", args[0])
+		return &usageError{fmt.Errorf("unknown subcommand %q (want serve, migrate, healthcheck, dlq or help; see receiver help)", args[0])}
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -121,7 +140,7 @@ func (a *app) config(name, summary string, s scope, args []string) (*Config, err
 	set.SetOutput(a.stdout)
 	cfg.register(set, s)
 	if err := set.Parse(args); err != nil {
-		return nil, err
+		return nil, asUsage(err)
 	}
 	if err := cfg.Validate(s); err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)

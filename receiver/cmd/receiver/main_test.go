@@ -19,11 +19,25 @@ func invoke(ctx context.Context, env map[string]string, args ...string) (stdout,
 	return stdout, stderr, a.run(ctx, args)
 }
 
-func TestSubcommandErrors(t *testing.T) {
-	for args, want := range map[string]string{"": "no subcommand", "bogus": `unknown subcommand "bogus"`} {
-		_, _, err := invoke(context.Background(), nil, strings.Fields(args)...)
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("receiver %s = %v, want an error containing %q", args, err, want)
+// A command line that cannot run is a usage error (main exits 2, as the
+// sender does) naming what is wrong.
+func TestCommandLineErrorsAreUsageErrors(t *testing.T) {
+	for args, want := range map[string]string{
+		"":                   "no subcommand",
+		"bogus":              `unknown subcommand "bogus"`,
+		"serve --nope":       "nope",
+		"migrate stray":      "stray",
+		"healthcheck --nope": "nope",
+		"dlq":                "no dlq subcommand",
+		"dlq bogus":          `unknown dlq subcommand "bogus"`,
+		"dlq list --nope":    "nope",
+		"dlq show":           "no entry id",
+	} {
+		_, _, err := invoke(context.Background(), map[string]string{"RECEIVER_DATABASE_URL": "postgres://u@127.0.0.1:1/db", "KAFKA_TOPIC": "t",
+			"KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "p"}, strings.Fields(args)...)
+		var uerr *usageError
+		if !errors.As(err, &uerr) || !strings.Contains(err.Error(), want) {
+			t.Errorf("receiver %s = %v, want a usage error containing %q", args, err, want)
 		}
 	}
 }
