@@ -313,8 +313,9 @@ func TestLiveChangesDuringBackfillWin(t *testing.T) {
 }
 
 // Verify finds a row deleted, a row added and a row altered by hand at the
-// receiver, each in its category and with its id, and exits 1; --repair
-// re-enqueues them and a later verify is clean. A row the sender does not
+// receiver, and one the receiver holds at a version ahead of the sender's,
+// each in its category and with its id, and exits 1; --repair re-enqueues
+// them and a later verify is clean. A row the sender does not
 // know is reported as unrepairable. Usage errors exit 2; an unmigrated
 // database is named with the command that migrates it.
 func TestVerifyFindsAndRepairsHandEdits(t *testing.T) {
@@ -340,16 +341,22 @@ func TestVerifyFindsAndRepairsHandEdits(t *testing.T) {
 	        source_version, source_event_id, source_occurred_at)
 	        VALUES ($1, 'CUST-X', '001', 'MFV-HN-01', 'MFV-HN', 'SENT', now(), 0, 0, 1, gen_random_uuid(), now())`
 	exec(insertRow, added)
+	// A history the receiver holds at a version far ahead of the sender's,
+	// as after restoring the sender database from a backup: the repair's
+	// event must overtake it.
+	ahead := sqlInt(t, s.receiverDB, "SELECT history_id FROM received_invoice_history ORDER BY history_id OFFSET 5 LIMIT 1")
+	exec("UPDATE aggregate_version SET version = version + 1000 WHERE aggregate_type = 'invoice_history' AND aggregate_id = $1::bigint::text", ahead)
+	exec("UPDATE received_invoice_history SET destination_code = 'CUST-RESTORED' WHERE history_id = $1", ahead)
 
 	r, code := s.verify("--grace", "1s")
-	if code != 1 || r.OK || r.Differences != 3 ||
-		!equalIDs(r.Missing.IDs, deleted) || !equalIDs(r.Extra.IDs, added) || !equalIDs(r.Differing.IDs, altered) {
-		t.Fatalf("verify exited %d with %+v; want exit 1, missing [%d], extra [%d], differing [%d]",
-			code, r, deleted, added, altered)
+	if code != 1 || r.OK || r.Differences != 4 ||
+		!equalIDs(r.Missing.IDs, deleted) || !equalIDs(r.Extra.IDs, added) || !equalIDs(r.Differing.IDs, ahead, altered) {
+		t.Fatalf("verify exited %d with %+v; want exit 1, missing [%d], extra [%d], differing [%d %d]",
+			code, r, deleted, added, ahead, altered)
 	}
 	r, code = s.verify("--grace", "1s", "--repair")
-	if code != 1 || r.Repaired != 3 {
-		t.Fatalf("verify --repair exited %d with %+v, want exit 1 and 3 repaired", code, r)
+	if code != 1 || r.Repaired != 4 {
+		t.Fatalf("verify --repair exited %d with %+v, want exit 1 and 4 repaired", code, r)
 	}
 	s.waitDelivered(time.Minute)
 	s.expectClean(bins.sender)

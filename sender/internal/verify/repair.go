@@ -14,12 +14,14 @@ import (
 const repairBatch = 500
 
 // repair re-enqueues the current state of every history the report found
-// different and the sender knows: sync_history_aggregate rebuilds its
-// aggregate row from SCI's tables, and its update bumps the version, so the
-// trigger publishes an event the receiver's version guard accepts. A
-// sender ERROR history found extra at the receiver is so re-published as
-// ERROR, which deletes it there. Ids are handled in ascending order, so
-// repairs never deadlock with each other.
+// different and the sender knows: repair_history_aggregate rebuilds its
+// aggregate row from SCI's tables with a version above the one the
+// receiver last applied (or deleted at), so the trigger publishes an event
+// the receiver's version guard accepts, even when the receiver is ahead of
+// the sender (a sender database restored from a backup). A sender ERROR
+// history found extra at the receiver is so re-published as ERROR, which
+// deletes it there. Ids are handled in ascending order, so repairs never
+// deadlock with each other.
 func (v *Verifier) repair(ctx context.Context, rep *Report) error {
 	unrepairable := make(map[int64]bool, len(rep.Unrepairable))
 	for _, id := range rep.Unrepairable {
@@ -30,10 +32,18 @@ func (v *Verifier) repair(ctx context.Context, rep *Report) error {
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	for part := range slices.Chunk(ids, repairBatch) {
+		applied, err := v.receiverVersions(ctx, part)
+		if err != nil {
+			return fmt.Errorf("verify: repair: %w", err)
+		}
+		minVersions := make([]int64, len(part))
+		for i, id := range part {
+			minVersions[i] = applied[id] + 1
+		}
 		var n int64
-		err := db.InTx(ctx, v.sender, func(tx pgx.Tx) error {
-			return tx.QueryRow(ctx, `SELECT count(sync_history_aggregate(i)) FROM unnest($1::bigint[]) AS i`,
-				part).Scan(&n)
+		err = db.InTx(ctx, v.sender, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, `SELECT count(repair_history_aggregate(i, m))
+				FROM unnest($1::bigint[], $2::bigint[]) AS t(i, m)`, part, minVersions).Scan(&n)
 		})
 		if err != nil {
 			return fmt.Errorf("verify: repair: sender database: re-enqueue histories %d..%d: %w",
@@ -44,6 +54,29 @@ func (v *Verifier) repair(ctx context.Context, rep *Report) error {
 	v.log.Info().Int64("repaired", rep.Repaired).Int("unrepairable", len(rep.Unrepairable)).
 		Msg("repair: histories re-enqueued through the outbox")
 	return nil
+}
+
+// receiverVersions returns the newest version the receiver applied, or
+// deleted at, of each of ids that it has seen.
+func (v *Verifier) receiverVersions(ctx context.Context, ids []int64) (map[int64]int64, error) {
+	out := make(map[int64]int64, len(ids))
+	err := v.readReceiver(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT aggregate_id::bigint, version FROM aggregate_version
+			WHERE aggregate_type = 'invoice_history' AND aggregate_id = ANY($1::bigint[]::text[])`, ids)
+		if err != nil {
+			return err
+		}
+		var id, version int64
+		_, err = pgx.ForEachRow(rows, []any{&id, &version}, func() error {
+			out[id] = version
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the receiver's versions: %w", err)
+	}
+	return out, nil
 }
 
 // CheckReceiver returns an error wrapping ErrNotMigrated, naming the

@@ -11,8 +11,9 @@
 // sender's outbox is reported as in flight, not as a difference.
 //
 // Repair re-enqueues the current state of the histories that differ
-// through sync_history_aggregate, whose update bumps the aggregate version,
-// so the trigger publishes it and the receiver's version guard accepts it.
+// through repair_history_aggregate, with a version above the receiver's, so
+// the trigger publishes it and the receiver's version guard accepts it, also
+// when the receiver is ahead of a sender restored from a backup.
 // The receiver is only ever read, in read-only transactions.
 package verify
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -204,6 +205,56 @@ func TestRepairReenqueuesTheDifferences(t *testing.T) {
 	want := []event{{s.missing, 2, 0, "SENT"}, {s.differing, 2, 0, "SENT"}, {s.extraError, 3, 0, "ERROR"}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("events enqueued by the repair = %+v, want %+v", got, want)
+	}
+}
+
+// When the receiver has applied newer versions than the sender's (the
+// sender database was restored from a backup), the repair's events carry a
+// version above the receiver's, or its version guard would skip them.
+func TestRepairOvertakesAReceiverThatIsAhead(t *testing.T) {
+	s := newScenario(t)
+	s.edit(t)
+	ctx := context.Background()
+	// The receiver deleted s.missing at version 7 and applied version 40 of
+	// s.differing; the sender's versions are 1 and 1.
+	for id, v := range map[int64]struct {
+		version int64
+		deleted bool
+	}{s.missing: {7, true}, s.differing: {40, false}} {
+		exec(t, s.p.receiver, `INSERT INTO aggregate_version (aggregate_type, aggregate_id, version, deleted)
+		        VALUES ('invoice_history', $1::bigint::text, $2, $3)`, id, v.version, v.deleted)
+	}
+	rep, err := s.p.verifier(t, Config{Grace: 0, Repair: true}, s.deliverDuringGrace(t)).Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Repaired != 3 {
+		t.Fatalf("repaired %d, want 3: %+v", rep.Repaired, rep)
+	}
+	versions := map[int64]int64{}
+	rows, err := s.p.sender.Pool.Query(ctx, `SELECT aggregate_id::bigint, version FROM transaction_outbox
+	        WHERE aggregate_id <> ($1::bigint)::text`, s.inFlight)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id, version int64
+	if _, err := pgx.ForEachRow(rows, []any{&id, &version}, func() error { versions[id] = version; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want := map[int64]int64{s.missing: 8, s.differing: 41, s.extraError: 3}
+	if !maps.Equal(versions, want) {
+		t.Fatalf("event versions by history = %v, want %v (above the receiver's)", versions, want)
+	}
+	// The sender's aggregate carries the new version, so later live changes
+	// stay ahead of the receiver too.
+	var v int64
+	if err := s.p.sender.Pool.QueryRow(ctx, `SELECT version FROM aggregate_history_form WHERE history_id = $1`, s.differing).Scan(&v); err != nil || v != 41 {
+		t.Fatalf("sender aggregate version %d (%v), want 41", v, err)
+	}
+	// A plain update still adds one; a version set lower is ignored.
+	exec(t, s.p.sender, `UPDATE aggregate_history_form SET version = 3 WHERE history_id = $1`, s.differing)
+	if err := s.p.sender.Pool.QueryRow(ctx, `SELECT version FROM aggregate_history_form WHERE history_id = $1`, s.differing).Scan(&v); err != nil || v != 42 {
+		t.Fatalf("after an update setting version 3: version %d (%v), want 42", v, err)
 	}
 }
 
