@@ -25,6 +25,13 @@ type Config struct {
 	// BatchSize is the most messages of one partition handed to the handler
 	// at once (one database transaction in the receiver). Default 500.
 	BatchSize int
+	// MergePartitions hands the batches that several partitions have ready
+	// at the same moment to the handler in one call, and commits them in one
+	// request: the handler then gets messages of several partitions (each
+	// partition's in offset order), up to about twice BatchSize. A merged
+	// call that fails is not retried as such: each partition handles its
+	// batch on its own again. Default false.
+	MergePartitions bool
 	// BatchLinger is how long, after a message arrived, the consumer keeps
 	// collecting messages that are already there before handing the batch
 	// over: the most latency batching adds. Default 1ms.
@@ -154,7 +161,7 @@ func (c *Config) Validate() error {
 // String describes the configuration for startup logs.
 func (c Config) String() string {
 	return "topic=" + c.Topic + " group=" + c.GroupID + " dlq_topic=" + c.DLQTopic +
-		" batch_size=" + strconv.Itoa(c.BatchSize) + " batch_linger=" + c.BatchLinger.String() +
+		" batch_size=" + strconv.Itoa(c.BatchSize) + " merge_partitions=" + strconv.FormatBool(c.MergePartitions) + " batch_linger=" + c.BatchLinger.String() +
 		" max_wait=" + c.MaxWait.String() + " fetch_timeout=" + c.FetchTimeout.String() +
 		" max_bytes=" + strconv.Itoa(c.MaxBytes) + " session_timeout=" + c.SessionTimeout.String() +
 		" rebalance_timeout=" + c.RebalanceTimeout.String() +

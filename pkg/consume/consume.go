@@ -8,7 +8,9 @@
 //     dependency holds back only itself.
 //   - A batch is the messages of one partition that are already there when
 //     the first arrives (up to Config.BatchSize); the handler applies it
-//     atomically or fails it as a whole.
+//     atomically or fails it as a whole. With Config.MergePartitions the
+//     batches several partitions have ready at the same moment go to the
+//     handler in one call, and back to their partitions if it fails.
 //   - A transient failure is retried in place with exponential backoff and
 //     jitter until it succeeds: nothing is skipped and nothing is
 //     dead-lettered because a database is down.
@@ -39,7 +41,8 @@ import (
 )
 
 // BatchHandler processes consecutive messages of one partition, in offset
-// order. It returns nil only once every message's effects are durable (its
+// order (of several partitions, each in offset order, with
+// Config.MergePartitions). It returns nil only once every message's effects are durable (its
 // database transaction committed), and applies all of them or none: on an
 // error the consumer hands the same messages over again (transient) or one
 // at a time (permanent, see Permanent). The context carries a logger
@@ -207,9 +210,14 @@ func (c *Consumer) startGeneration(ctx context.Context, gen *kafka.Generation, f
 	}
 	c.log.Info().Int32("generation", gen.ID).Ints("partitions", ids).Msg("partitions assigned")
 	com := &committer{gen: gen, topic: c.cfg.Topic}
+	var m *merger
+	if c.cfg.MergePartitions && len(assigned) > 1 {
+		m = newMerger(c, com)
+		gen.Start(func(genCtx context.Context) { m.run(ctx, genCtx) })
+	}
 	for _, pa := range assigned {
 		gen.Start(func(genCtx context.Context) {
-			c.runPartition(ctx, genCtx, com, pa, fail)
+			c.runPartition(ctx, genCtx, com, m, pa, fail)
 		})
 	}
 }

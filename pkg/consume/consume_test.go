@@ -183,36 +183,42 @@ func TestShutdownDrainsTheBatchInFlight(t *testing.T) {
 // other is handled and committed meanwhile, and the failing one catches up
 // once its dependency is back.
 func TestPartitionsProgressIndependently(t *testing.T) {
-	k := testsupport.NewKafka(t)
-	topic := topics(t, k, "independent", 2)
-	group := testsupport.Name("g")
-	produce(t, k, topic, 0, 0, 3)
-	produce(t, k, topic, 1, 10, 3)
+	for _, merge := range []bool{false, true} {
+		t.Run(fmt.Sprintf("merge partitions %t", merge), func(t *testing.T) {
+			k := testsupport.NewKafka(t)
+			topic := topics(t, k, "independent", 2)
+			group := testsupport.Name("g")
+			produce(t, k, topic, 0, 0, 3)
+			produce(t, k, topic, 1, 10, 3)
 
-	var blockedAttempts atomic.Int32
-	var healthy atomic.Bool
-	h := consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
-		if msgs[0].Partition == 0 && !healthy.Load() {
-			blockedAttempts.Add(1)
-			return errors.New("partition 0's database is down")
-		}
-		return nil
-	})
-	c := newConsumer(t, k, testConfig(topic, group), h, zerolog.Nop())
-	stop := run(t, c)
+			var blockedAttempts atomic.Int32
+			var healthy atomic.Bool
+			h := consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
+				if !healthy.Load() && slices.ContainsFunc(msgs, func(m kafka.Message) bool { return m.Partition == 0 }) {
+					blockedAttempts.Add(1)
+					return errors.New("partition 0's database is down")
+				}
+				return nil
+			})
+			cfg := testConfig(topic, group)
+			cfg.MergePartitions = merge
+			c := newConsumer(t, k, cfg, h, zerolog.Nop())
+			stop := run(t, c)
 
-	waitFor(t, "partition 1 committed to its end", func() bool { return committed(t, k, group, topic, 1) == 3 })
-	waitFor(t, "partition 0 retried", func() bool { return blockedAttempts.Load() >= 2 })
-	if off := committed(t, k, group, topic, 0); off >= 0 {
-		t.Fatalf("partition 0 committed %d while its handler fails", off)
-	}
-	healthy.Store(true)
-	waitFor(t, "partition 0 committed to its end", func() bool { return committed(t, k, group, topic, 0) == 3 })
-	if err := stop(); err != nil {
-		t.Fatalf("Run = %v", err)
-	}
-	if s := c.Stats(); s.DeadLettered != 0 || s.Retries < 2 {
-		t.Fatalf("stats %+v: want retries and nothing dead-lettered", s)
+			waitFor(t, "partition 1 committed to its end", func() bool { return committed(t, k, group, topic, 1) == 3 })
+			waitFor(t, "partition 0 retried", func() bool { return blockedAttempts.Load() >= 2 })
+			if off := committed(t, k, group, topic, 0); off >= 0 {
+				t.Fatalf("partition 0 committed %d while its handler fails", off)
+			}
+			healthy.Store(true)
+			waitFor(t, "partition 0 committed to its end", func() bool { return committed(t, k, group, topic, 0) == 3 })
+			if err := stop(); err != nil {
+				t.Fatalf("Run = %v", err)
+			}
+			if s := c.Stats(); s.DeadLettered != 0 || s.Retries < 2 {
+				t.Fatalf("stats %+v: want retries and nothing dead-lettered", s)
+			}
+		})
 	}
 }
 

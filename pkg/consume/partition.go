@@ -23,6 +23,9 @@ type partition struct {
 	fail context.CancelCauseFunc
 	log  zerolog.Logger
 	lag  *lagGauge // nil: no metrics
+	// merger, when set, takes batches to hand over together with other
+	// partitions' (Config.MergePartitions).
+	merger *merger
 	// fetched carries the fetcher's responses; it is closed when the
 	// fetcher stops. pending holds what the last batch left of them.
 	fetched <-chan []kafka.Message
@@ -38,7 +41,7 @@ type partition struct {
 
 // runPartition consumes pa until genCtx ends. runCtx only provides values
 // (the logger); cancelling Run reaches the partition through the generation.
-func (c *Consumer) runPartition(runCtx, genCtx context.Context, com *committer, pa kafka.PartitionAssignment, fail context.CancelCauseFunc) {
+func (c *Consumer) runPartition(runCtx, genCtx context.Context, com *committer, m *merger, pa kafka.PartitionAssignment, fail context.CancelCauseFunc) {
 	stop, cancelStop := context.WithCancel(context.WithoutCancel(runCtx))
 	defer cancelStop()
 	defer context.AfterFunc(genCtx, cancelStop)()
@@ -60,7 +63,7 @@ func (c *Consumer) runPartition(runCtx, genCtx context.Context, com *committer, 
 		defer close(fetched)
 		c.fetchLoop(stop, newFetcher(c.conn, &c.cfg, pa.ID, pa.Offset, log), fetched, fail, log)
 	})
-	p := &partition{c: c, id: pa.ID, com: com, fail: fail, log: log, lag: lag, fetched: fetched, stop: stop, work: work}
+	p := &partition{c: c, id: pa.ID, com: com, merger: m, fail: fail, log: log, lag: lag, fetched: fetched, stop: stop, work: work}
 	p.run()
 	log.Debug().Msg("partition stopped")
 }
@@ -128,6 +131,15 @@ func (p *partition) run() {
 			return
 		}
 		p.lag.fetched(batch[len(batch)-1])
+		if p.merger != nil && p.merger.submit(p, batch) {
+			if p.stop.Err() != nil {
+				return
+			}
+			continue
+		}
+		if p.stop.Err() != nil && p.merger != nil {
+			return // the generation ended before the merger took the batch
+		}
 		if !p.process(batch) {
 			return
 		}
@@ -261,9 +273,14 @@ type committer struct {
 }
 
 func (c *committer) commit(partition int, offset int64) error {
+	return c.commitAll(map[int]int64{partition: offset})
+}
+
+// commitAll commits the offsets of several partitions in one request.
+func (c *committer) commitAll(offsets map[int]int64) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.gen.CommitOffsets(map[string]map[int]int64{c.topic: {partition: offset}})
+	return c.gen.CommitOffsets(map[string]map[int]int64{c.topic: offsets})
 }
 
 func header(m kafka.Message, key string) string {

@@ -89,7 +89,8 @@ func (a *app) newConsumer(cfg *Config, st *store.Store, conn *kafkasec.Conn, reg
 		return nil, err
 	}
 	consumer, err := consume.New(consume.Config{Topic: cfg.Topic, GroupID: cfg.GroupID,
-		DLQTopic: cfg.DLQTopic, BatchSize: cfg.BatchSize, BatchLinger: cfg.BatchLinger, Metrics: reg}, conn, handler, a.log)
+		DLQTopic: cfg.DLQTopic, BatchSize: cfg.BatchSize, BatchLinger: cfg.BatchLinger,
+		MergePartitions: cfg.MergePartitions, Metrics: reg}, conn, handler, a.log)
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}

@@ -134,6 +134,7 @@ func (h *Handler) record(ctx context.Context, msgs []kafka.Message, rows []store
 			h.duplicated.Add(1)
 		}
 		log.Debug().
+			Int(logging.FieldPartition, msgs[i].Partition).
 			Int64(logging.FieldOffset, msgs[i].Offset).
 			Str(logging.FieldEventID, rows[i].SourceEventID).
 			Str(logging.FieldAggregateID, contract.AggregateID(rows[i].HistoryID)).

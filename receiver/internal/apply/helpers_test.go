@@ -84,9 +84,10 @@ func topics(t *testing.T, k *testsupport.Kafka, prefix string, partitions int) s
 	return topic
 }
 
-// consumerConfig is a consumer configuration with short timings for tests.
+// consumerConfig is a consumer configuration with short timings for tests,
+// merging partitions as the receiver does.
 func consumerConfig(topic, group string) consume.Config {
-	return consume.Config{Topic: topic, GroupID: group, SessionTimeout: 3 * time.Second,
+	return consume.Config{Topic: topic, GroupID: group, MergePartitions: true, SessionTimeout: 3 * time.Second,
 		RebalanceTimeout: 10 * time.Second, DrainTimeout: 3 * time.Second,
 		MinBackoff: 5 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
 }
