@@ -6,9 +6,10 @@
 --
 -- The version trigger now lets a writer move the version forward (never
 -- back; every update still adds at least one), and
--- repair_history_aggregate(id, min_version) republishes a history's current
+-- sync_history_aggregate(id, min_version) republishes a history's current
 -- state with a version of at least min_version: `sender verify --repair`
--- passes the receiver's version plus one.
+-- passes the receiver's version plus one. sync_history_aggregate(id) is
+-- that with no minimum, so the upsert is written once.
 
 -- +goose Up
 -- +goose StatementBegin
@@ -30,7 +31,7 @@ $$;
 -- +goose StatementEnd
 
 -- +goose StatementBegin
-CREATE FUNCTION repair_history_aggregate(p_history_id bigint, p_min_version bigint) RETURNS bigint
+CREATE FUNCTION sync_history_aggregate(p_history_id bigint, p_min_version bigint) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     v_version bigint;
@@ -54,11 +55,43 @@ BEGIN
 END;
 $$;
 -- +goose StatementEnd
-COMMENT ON FUNCTION repair_history_aggregate(bigint, bigint) IS
+COMMENT ON FUNCTION sync_history_aggregate(bigint, bigint) IS
     'Republishes a history''s current state with a version of at least p_min_version, for sender verify with repair.';
 
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION sync_history_aggregate(p_history_id bigint) RETURNS bigint
+LANGUAGE sql AS $$
+    SELECT sync_history_aggregate(p_history_id, 0);
+$$;
+-- +goose StatementEnd
+
 -- +goose Down
-DROP FUNCTION repair_history_aggregate(bigint, bigint);
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION sync_history_aggregate(p_history_id bigint) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_version bigint;
+BEGIN
+    INSERT INTO aggregate_history_form AS a (history_id, sent_at, sender_office_name, destination_code,
+                                             sender_customer_id, sender_office_id, forms, email_status)
+    SELECT s.history_id, s.sent_at, s.sender_office_name, s.destination_code,
+           s.sender_customer_id, s.sender_office_id, s.forms, s.email_status
+      FROM history_aggregate_shape(p_history_id, p_history_id) s
+    ON CONFLICT (history_id) DO UPDATE
+        SET sent_at = EXCLUDED.sent_at, sender_office_name = EXCLUDED.sender_office_name,
+            destination_code = EXCLUDED.destination_code, sender_customer_id = EXCLUDED.sender_customer_id,
+            sender_office_id = EXCLUDED.sender_office_id, forms = EXCLUDED.forms,
+            email_status = EXCLUDED.email_status
+    RETURNING a.version INTO v_version;
+    IF v_version IS NULL THEN
+        RAISE EXCEPTION 'send-invoice history % does not exist', p_history_id
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    RETURN v_version;
+END;
+$$;
+-- +goose StatementEnd
+DROP FUNCTION sync_history_aggregate(bigint, bigint);
 -- +goose StatementBegin
 CREATE OR REPLACE FUNCTION aggregate_history_form_version() RETURNS trigger
 LANGUAGE plpgsql AS $$

@@ -25,12 +25,13 @@ type Config struct {
 	// BatchSize is the most messages of one partition handed to the handler
 	// at once (one database transaction in the receiver). Default 500.
 	BatchSize int
-	// MergePartitions hands the batches that several partitions have ready
-	// at the same moment to the handler in one call, and commits them in one
-	// request: the handler then gets messages of several partitions (each
-	// partition's in offset order), up to about twice BatchSize. A merged
-	// call that fails is not retried as such: each partition handles its
-	// batch on its own again. Default false.
+	// MergePartitions hands the small batches (up to a quarter of
+	// BatchSize) that several partitions have ready at the same moment to
+	// the handler in one call, and commits them in one request: the handler
+	// then gets messages of several partitions (each partition's in offset
+	// order), up to about BatchSize. Larger batches are still handled per
+	// partition, in parallel. A merged call that fails is not retried as
+	// such: each partition handles its batch on its own again. Default false.
 	MergePartitions bool
 	// BatchLinger is how long, after a message arrived, the consumer keeps
 	// collecting messages that are already there before handing the batch

@@ -18,6 +18,12 @@ import (
 // them, which costs much less than one call each; at low load a call takes
 // one batch, as without merging.
 //
+// Only small batches are offered (mergeMax): a large one already amortises
+// its call, and large batches of several partitions are better applied in
+// parallel, as without merging. A backfill's backlog so keeps every
+// partition's transaction going at once and is applied as fast as before,
+// while live traffic's many small batches are merged.
+//
 // It only takes the happy path. The batches of a call that failed go back
 // to their partitions, which handle them on their own as without merging:
 // retries with backoff, isolating a poison message, dead-lettering. So a
@@ -34,6 +40,10 @@ type offer struct {
 	msgs []kafka.Message
 	done chan bool // true: handled and committed; false: handle it yourself
 }
+
+// mergeMax is the largest batch a partition offers to the merger: a quarter
+// of BatchSize.
+func (c *Consumer) mergeMax() int { return max(1, c.cfg.BatchSize/4) }
 
 func newMerger(c *Consumer, com *committer) *merger {
 	return &merger{c: c, com: com, in: make(chan *offer)}

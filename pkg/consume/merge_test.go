@@ -165,3 +165,41 @@ func TestMergedBatchWithAPoisonFallsBackToEachPartition(t *testing.T) {
 		t.Fatalf("second dead letter %+v (%v), want message 103 from partition 1 offset 3", e, err)
 	}
 }
+
+// Batches larger than a quarter of BatchSize (a backfill's backlog) are
+// not merged: each partition applies its own, in parallel with the others.
+func TestLargeBatchesAreNotMerged(t *testing.T) {
+	k := testsupport.NewKafka(t)
+	topic := topics(t, k, "mergelarge", 3)
+	group := testsupport.Name("g")
+	for p := range 3 {
+		produce(t, k, topic, p, p*1000, 60)
+	}
+	cfg := testConfig(topic, group)
+	cfg.MergePartitions = true
+	cfg.BatchSize = 100 // merged only up to 25
+	var got calls
+	var first atomic.Bool
+	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
+		if !first.Swap(true) {
+			time.Sleep(300 * time.Millisecond) // two partitions' batches of 60 would queue up meanwhile
+		}
+		got.add(msgs, true)
+		return nil
+	}), zerolog.Nop())
+	stop := run(t, c)
+	waitFor(t, "every partition committed to its end", func() bool {
+		return committed(t, k, group, topic, 0) == 60 && committed(t, k, group, topic, 1) == 60 && committed(t, k, group, topic, 2) == 60
+	})
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if got.merged() {
+		t.Fatalf("a call held several partitions' batches of 60: %v", got.parts)
+	}
+	for p := range 3 {
+		if a := got.applied(p); !slices.Equal(a, upTo(60)) {
+			t.Fatalf("partition %d applied %v, want offsets 0..59 once each, in order", p, a)
+		}
+	}
+}

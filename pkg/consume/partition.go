@@ -131,13 +131,14 @@ func (p *partition) run() {
 			return
 		}
 		p.lag.fetched(batch[len(batch)-1])
-		if p.merger != nil && p.merger.submit(p, batch) {
+		merge := p.merger != nil && len(batch) <= p.c.mergeMax()
+		if merge && p.merger.submit(p, batch) {
 			if p.stop.Err() != nil {
 				return
 			}
 			continue
 		}
-		if p.stop.Err() != nil && p.merger != nil {
+		if merge && p.stop.Err() != nil {
 			return // the generation ended before the merger took the batch
 		}
 		if !p.process(batch) {

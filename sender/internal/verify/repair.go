@@ -14,11 +14,11 @@ import (
 const repairBatch = 500
 
 // repair re-enqueues the current state of every history the report found
-// different and the sender knows: repair_history_aggregate rebuilds its
-// aggregate row from SCI's tables with a version above the one the
-// receiver last applied (or deleted at), so the trigger publishes an event
-// the receiver's version guard accepts, even when the receiver is ahead of
-// the sender (a sender database restored from a backup). A sender ERROR
+// different and the sender knows: sync_history_aggregate(id, min_version)
+// rebuilds its aggregate row from SCI's tables with a version above the one
+// the receiver last applied (or deleted at), so the trigger publishes an
+// event the receiver's version guard accepts, even when the receiver is
+// ahead of the sender (a sender database restored from a backup). A sender ERROR
 // history found extra at the receiver is so re-published as ERROR, which
 // deletes it there. Ids are handled in ascending order, so repairs never
 // deadlock with each other.
@@ -42,7 +42,7 @@ func (v *Verifier) repair(ctx context.Context, rep *Report) error {
 		}
 		var n int64
 		err = db.InTx(ctx, v.sender, func(tx pgx.Tx) error {
-			return tx.QueryRow(ctx, `SELECT count(repair_history_aggregate(i, m))
+			return tx.QueryRow(ctx, `SELECT count(sync_history_aggregate(i, m))
 				FROM unnest($1::bigint[], $2::bigint[]) AS t(i, m)`, part, minVersions).Scan(&n)
 		})
 		if err != nil {

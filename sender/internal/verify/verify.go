@@ -11,9 +11,10 @@
 // sender's outbox is reported as in flight, not as a difference.
 //
 // Repair re-enqueues the current state of the histories that differ
-// through repair_history_aggregate, with a version above the receiver's, so
-// the trigger publishes it and the receiver's version guard accepts it, also
-// when the receiver is ahead of a sender restored from a backup.
+// through sync_history_aggregate(id, min_version), with a version above the
+// receiver's, so the trigger publishes it and the receiver's version guard
+// accepts it, also when the receiver is ahead of a sender restored from a
+// backup.
 // The receiver is only ever read, in read-only transactions.
 package verify
 
