@@ -205,6 +205,10 @@ func (r *Relay) encode(rows []row) batch {
 			continue
 		}
 		m, err := message(x)
+		if size := messageSize(m); err == nil && size > r.cfg.MaxMessageBytes {
+			err = fmt.Errorf("event is %d bytes, above the relay's limit of %d (RELAY_MAX_MESSAGE_BYTES; "+
+				"raise it with the topic's max.message.bytes, or fix or delete the row)", size, r.cfg.MaxMessageBytes)
+		}
 		if err != nil {
 			if stuck == nil {
 				stuck = map[string]bool{}
@@ -219,6 +223,16 @@ func (r *Relay) encode(rows []row) batch {
 	return b
 }
 
+// messageSize is what m weighs against the broker's limit: key, value and
+// headers (the record's framing adds a few bytes more).
+func messageSize(m kafka.Message) int {
+	n := len(m.Key) + len(m.Value)
+	for _, h := range m.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
 // hold records and reports an event that cannot be published.
 func (r *Relay) hold(x *row, err error) {
 	r.held.add(x.aggregateID, time.Now())
@@ -227,7 +241,7 @@ func (r *Relay) hold(x *row, err error) {
 	r.log.Error().Err(err).Int64("outbox_id", x.id).Str(logging.FieldEventID, x.eventID).
 		Str(logging.FieldAggregateID, x.aggregateID).Str("aggregate_type", x.aggregateType).
 		Int64("version", x.version).Dur("retry_in", r.cfg.MaxBackoff).
-		Msg("event breaks the envelope contract: its aggregate is held back (fix or delete the outbox row)")
+		Msg("event cannot be published: its aggregate is held back (fix or delete the outbox row)")
 }
 
 // message builds the Kafka message of one row: keyed by aggregate id, the
@@ -271,7 +285,7 @@ func eventIDs(msgs []kafka.Message) []string {
 }
 
 // held is the set of aggregates held back because one of their events
-// could not be encoded. It empties after retry so those events are looked
+// could not be published (not encodable, too large). It empties after retry so those events are looked
 // at again (someone may have fixed the row).
 type held struct {
 	retry time.Duration

@@ -23,6 +23,9 @@ const (
 	DefaultMaxBackoff         = 10 * time.Second
 	DefaultBusyPollInterval   = 2 * time.Millisecond
 	DefaultIdleAfter          = 100 * time.Millisecond
+	// DefaultMaxMessageBytes stays under Kafka's default limit on a record
+	// batch (message.max.bytes, max.message.bytes: 1,048,588 bytes).
+	DefaultMaxMessageBytes = 1_000_000
 )
 
 // Config tells a Relay which outbox to drain and where to publish it.
@@ -49,10 +52,15 @@ type Config struct {
 	// database; on shutdown the in-flight batch gets this long to finish.
 	// Default 10s.
 	WriteTimeout time.Duration
+	// MaxMessageBytes is the largest event (key, value and headers) the
+	// relay publishes. A larger one is held back with its aggregate, like
+	// an event that cannot be encoded, instead of failing every publish.
+	// Keep it below the topic's max.message.bytes. Default 1,000,000.
+	MaxMessageBytes int
 	// MinBackoff and MaxBackoff bound the exponential, jittered wait after a
 	// failure. MaxBackoff is also how long the events of an aggregate stay
-	// held back after one of them could not be encoded, before the relay
-	// looks again. Defaults 100ms and 10s.
+	// held back after one of them could not be published (not encodable,
+	// too large), before the relay looks again. Defaults 100ms and 10s.
 	MinBackoff, MaxBackoff time.Duration
 	// BusyPollInterval is how often a busy leader reads the table again when
 	// a read found nothing. While busy, writers do not NOTIFY (a NOTIFY per
@@ -76,6 +84,9 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Channel == "" {
 		c.Channel = DefaultChannel
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
@@ -122,6 +133,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BatchSize <= 0 {
 		return fmt.Errorf("outbox batch size: must be positive, got %d", c.BatchSize)
+	}
+	if c.MaxMessageBytes < 1024 {
+		return fmt.Errorf("outbox max message bytes: must be at least 1024, got %d", c.MaxMessageBytes)
 	}
 	for _, d := range []struct {
 		name string

@@ -17,7 +17,7 @@ import (
 //	invoicesync_relay_published_events_total     events acknowledged by the broker
 //	invoicesync_relay_batches_total              batches published and deleted
 //	invoicesync_relay_publish_errors_total       database, Kafka and encoding failures
-//	invoicesync_relay_held_total                 events held back (could not be encoded)
+//	invoicesync_relay_held_total                 events held back (not encodable, or too large)
 //	invoicesync_relay_batch_size                 events per published batch
 //	invoicesync_relay_publish_duration_seconds   one batch: write to Kafka until acked
 func (r *Relay) Collector() prometheus.Collector { return (*relayCollector)(r) }
@@ -26,8 +26,8 @@ var (
 	descLeader    = desc("relay_leader", "1 while this relay holds the outbox lock and publishes.")
 	descPublished = desc("relay_published_events_total", "Events acknowledged by the broker (duplicates after retries included).")
 	descBatches   = desc("relay_batches_total", "Batches published and deleted.")
-	descErrors    = desc("relay_publish_errors_total", "Failures: database, Kafka and events that could not be encoded.")
-	descHeld      = desc("relay_held_total", "Times an event could not be encoded and its aggregate was held back.")
+	descErrors    = desc("relay_publish_errors_total", "Failures: database, Kafka and events that could not be published (not encodable, too large).")
+	descHeld      = desc("relay_held_total", "Times an event could not be published (not encodable, or above the size limit) and its aggregate was held back.")
 )
 
 func desc(name, help string) *prometheus.Desc {

@@ -27,8 +27,9 @@
 //   - Low latency: the leader LISTENs on the table's NOTIFY channel and polls
 //     only as a fallback.
 //
-// An event that cannot be encoded (it breaks the envelope contract) is not
-// deleted and does not stop the relay: it and every later event of its
+// An event that cannot be encoded (it breaks the envelope contract), or is
+// larger than Config.MaxMessageBytes (the broker would refuse it on every
+// attempt), is not deleted and does not stop the relay: it and every later event of its
 // aggregate are held back in the table, logged at error level and looked at
 // again after MaxBackoff, while other aggregates flow. Fix or delete the row
 // by hand to release the aggregate.
@@ -81,8 +82,8 @@ type Stats struct {
 	Batches uint64
 	// Errors counts failures: database, Kafka and undecodable events.
 	Errors uint64
-	// Held counts the times an event could not be encoded and its aggregate
-	// was held back.
+	// Held counts the times an event could not be published (not encodable,
+	// too large) and its aggregate was held back.
 	Held uint64
 }
 
@@ -175,6 +176,9 @@ func (r *Relay) newWriter() *kafka.Writer {
 		Balancer:     &kafka.Murmur2Balancer{}, // the Java client's key hashing
 		RequiredAcks: kafka.RequireAll,
 		BatchSize:    r.cfg.BatchSize,
+		// A partition's batch stays under the broker's limit; the relay
+		// holds back any single event above MaxMessageBytes before this.
+		BatchBytes:   int64(r.cfg.MaxMessageBytes) + 4096,
 		BatchTimeout: r.cfg.WriterBatchTimeout,
 		WriteTimeout: r.cfg.WriteTimeout,
 		ReadTimeout:  r.cfg.WriteTimeout,

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/invoicesync/invoicesync/pkg/contract"
 	"github.com/invoicesync/invoicesync/pkg/kafkasec"
 	"github.com/invoicesync/invoicesync/pkg/outbox"
+	"github.com/invoicesync/invoicesync/pkg/testsupport"
 )
 
 // A transaction that took a lower id but commits after a later one must
@@ -172,5 +176,40 @@ func TestUnencodableEventHoldsItsAggregateOnly(t *testing.T) {
 	}
 	if len(versions) != 2 || versions[0] != "1" || versions[1] != "2" {
 		t.Fatalf("held aggregate published versions %v, want [1 2]", versions)
+	}
+}
+
+// An event larger than MaxMessageBytes, which the broker would refuse on
+// every attempt, holds back its aggregate only, like an unencodable one:
+// other aggregates flow, nothing is deleted, and the error names the size.
+func TestOversizedEventHoldsItsAggregateOnly(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	logs := &testsupport.SyncBuffer{}
+	cfg := outbox.Config{MaxBackoff: 300 * time.Millisecond, MaxMessageBytes: 4096, Topic: e.topic}
+	r, err := outbox.New(cfg, e.db.Pool, e.kafka.Conn, zerolog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, r)
+
+	if _, err := e.db.Pool.Exec(ctx, `INSERT INTO transaction_outbox
+	        (aggregate_type, aggregate_id, event_type, version, payload)
+	        VALUES ('test', 'huge', 'test.changed', 1, jsonb_build_object('blob', repeat('x', 10000)))`); err != nil {
+		t.Fatal(err)
+	}
+	_, afterHuge := insert(t, e.db.Pool, "huge", 2)
+	_, other := insert(t, e.db.Pool, "small", 1)
+	waitFor(t, "the other aggregate's event", func() bool { return e.got.has(other) })
+	waitFor(t, "the oversized event to be reported", func() bool { return r.Stats().Held > 0 })
+	waitFor(t, "the other aggregate's row deleted", func() bool { return e.rowsOf(t, "small") == 0 })
+	if e.got.has(afterHuge) {
+		t.Fatal("a later event of the held aggregate was published: order broken")
+	}
+	if n := e.rowsOf(t, "huge"); n != 2 {
+		t.Fatalf("outbox holds %d rows of the held aggregate, want both: nothing may be lost", n)
+	}
+	if out := logs.String(); !strings.Contains(out, "above the relay's limit of 4096") || !strings.Contains(out, "RELAY_MAX_MESSAGE_BYTES") {
+		t.Fatalf("no error naming the size limit:\n%s", out)
 	}
 }

@@ -136,6 +136,11 @@ type relayConfig struct {
 	// WriterBatchTimeout is how long the Kafka writer waits to fill a batch,
 	// the relay's latency floor. RELAY_WRITER_BATCH_TIMEOUT, default 1ms.
 	WriterBatchTimeout time.Duration
+	// MaxMessageBytes is the largest event published; a larger one holds
+	// back its aggregate with an error instead of failing every publish.
+	// Keep it below the topic's max.message.bytes. RELAY_MAX_MESSAGE_BYTES,
+	// default 1000000.
+	MaxMessageBytes int
 	// HTTPAddr serves /metrics, /healthz and /readyz. RELAY_HTTP_ADDR,
 	// default 127.0.0.1:8082; empty turns the listener off.
 	HTTPAddr string
@@ -152,6 +157,8 @@ func (c *relayConfig) bind(s *settings.Set) {
 		"how long a busy relay waits to read again after a read that did not fill a batch (a linger)")
 	s.Duration(&c.WriterBatchTimeout, "relay-writer-batch-timeout", "RELAY_WRITER_BATCH_TIMEOUT",
 		outbox.DefaultWriterBatchTimeout, "how long the Kafka writer waits to fill a batch (latency floor)")
+	s.Int(&c.MaxMessageBytes, "relay-max-message-bytes", "RELAY_MAX_MESSAGE_BYTES", outbox.DefaultMaxMessageBytes,
+		"largest event published (keep it below the topic's max.message.bytes); a larger one is held back with an error")
 	s.String(&c.HTTPAddr, "http-addr", "RELAY_HTTP_ADDR", defaultRelayHTTPAddr,
 		"host:port serving /metrics, /healthz and /readyz (empty: none)")
 }
@@ -181,6 +188,8 @@ func (c *relayConfig) Validate() error {
 		return fmt.Errorf("RELAY_BUSY_POLL_INTERVAL (--relay-busy-poll-interval): must be above 0 and at most 1s, got %s", c.BusyPollInterval)
 	case c.WriterBatchTimeout <= 0:
 		return fmt.Errorf("RELAY_WRITER_BATCH_TIMEOUT (--relay-writer-batch-timeout): must be positive, got %s", c.WriterBatchTimeout)
+	case c.MaxMessageBytes < 1024:
+		return fmt.Errorf("RELAY_MAX_MESSAGE_BYTES (--relay-max-message-bytes): must be at least 1024, got %d", c.MaxMessageBytes)
 	}
 	o := c.outbox()
 	o.SetDefaults()
@@ -196,6 +205,7 @@ func (c *relayConfig) outbox() outbox.Config {
 	return outbox.Config{
 		Topic: c.Topic, BatchSize: c.BatchSize,
 		PollInterval: c.PollInterval, BusyPollInterval: c.BusyPollInterval, WriterBatchTimeout: c.WriterBatchTimeout,
+		MaxMessageBytes: c.MaxMessageBytes,
 	}
 }
 
@@ -203,5 +213,5 @@ func (c *relayConfig) MarshalZerologObject(e *zerolog.Event) {
 	c.commonConfig.MarshalZerologObject(e)
 	e.Str("kafka", c.Kafka.String()).Str("topic", c.Topic).Int("batch_size", c.BatchSize).
 		Str("poll_interval", c.PollInterval.String()).Str("busy_poll_interval", c.BusyPollInterval.String()).
-		Str("writer_batch_timeout", c.WriterBatchTimeout.String())
+		Str("writer_batch_timeout", c.WriterBatchTimeout.String()).Int("max_message_bytes", c.MaxMessageBytes)
 }

@@ -75,6 +75,7 @@ func TestValidateNamesTheSettingAtFault(t *testing.T) {
 		{"no topic", &relayConfig{}, with(creds, "KAFKA_TOPIC", ""), "KAFKA_TOPIC"},
 		{"bad topic", &relayConfig{}, with(creds, "KAFKA_TOPIC", "sci invoices"), "KAFKA_TOPIC"},
 		{"zero batch", &relayConfig{}, with(creds, "RELAY_BATCH_SIZE", "0"), "RELAY_BATCH_SIZE"},
+		{"tiny message limit", &relayConfig{}, with(creds, "RELAY_MAX_MESSAGE_BYTES", "10"), "RELAY_MAX_MESSAGE_BYTES"},
 		{"zero poll interval", &relayConfig{}, with(creds, "RELAY_POLL_INTERVAL", "0s"), "RELAY_POLL_INTERVAL"},
 		{"zero busy poll interval", &relayConfig{}, with(creds, "RELAY_BUSY_POLL_INTERVAL", "0s"), "RELAY_BUSY_POLL_INTERVAL"},
 		{"slow busy poll interval", &relayConfig{}, with(creds, "RELAY_BUSY_POLL_INTERVAL", "2s"), "RELAY_BUSY_POLL_INTERVAL"},
