@@ -2,6 +2,8 @@ package consume_test
 
 import (
 	"context"
+	"errors"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -163,5 +165,58 @@ func TestFetchAnsweredSlowerThanMaxWaitStillDelivers(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), "fetch failed") {
 		t.Fatalf("a held fetch was counted as failed:\n%s", logs.String())
+	}
+}
+
+// When the broker drops the fetch connection, the partition reconnects and
+// resumes after the last message it handed over: nothing is skipped or
+// handed over twice, and each failure is logged.
+func TestDroppedFetchConnectionIsReconnected(t *testing.T) {
+	k := testsupport.NewKafka(t)
+	if k.Embedded == nil {
+		t.Skip("fault injection needs the embedded broker")
+	}
+	topic := topics(t, k, "dropfetch", 1)
+	group := testsupport.Name("g")
+	produce(t, k, topic, 0, 0, 20)
+	var dropped atomic.Int32
+	cl := k.Embedded.Cluster()
+	cl.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cl.KeepControl()
+		fr := req.(*kmsg.FetchRequest)
+		// Drop every third fetch of the topic, ten times in all.
+		if !slices.ContainsFunc(fr.Topics, func(ft kmsg.FetchRequestTopic) bool { return ft.Topic == topic }) ||
+			dropped.Load() >= 10 || rand.IntN(3) != 0 {
+			return nil, nil, false
+		}
+		dropped.Add(1)
+		return nil, errors.New("injected fetch failure"), true // closes the connection
+	})
+
+	var applied recorder
+	logs := &syncBuffer{}
+	cfg := testConfig(topic, group)
+	cfg.BatchSize = 3
+	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
+		applied.add(msgs)
+		return nil
+	}), zerolog.New(logs))
+	stop := run(t, c)
+	waitFor(t, "the first 20 committed", func() bool { return committed(t, k, group, topic, 0) == 20 })
+	for i := 20; i < 40; i++ {
+		produce(t, k, topic, 0, i, 1)
+	}
+	waitFor(t, "all 40 committed", func() bool { return committed(t, k, group, topic, 0) == 40 })
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if dropped.Load() == 0 {
+		t.Fatal("no fetch was dropped: the fault was not injected")
+	}
+	if got := slices.Concat(applied.all()...); !slices.Equal(got, upTo(40)) {
+		t.Fatalf("applied %v, want offsets 0..39 once each, in order", got)
+	}
+	if !strings.Contains(logs.String(), "fetch failed") {
+		t.Fatalf("the dropped fetches were not logged:\n%s", logs.String())
 	}
 }
