@@ -23,7 +23,7 @@ import (
 const (
 	defaultDatabaseURL       = "postgres://invoicesync:invoicesync@127.0.0.1:5432/invoicesync_sender"
 	defaultHTTPAddr          = "127.0.0.1:8080"
-	defaultMaxBodyBytes      = 1 << 20
+	defaultMaxBodyBytes      = 512 << 10
 	defaultIdempotencyKeyTTL = 24 * time.Hour
 	maxMaxBodyBytes          = 64 << 20
 	defaultTopic             = "sci.invoice-history.v1"
@@ -70,7 +70,8 @@ type serveConfig struct {
 	// HTTPAddr is the host:port the API listens on. SENDER_HTTP_ADDR, default 127.0.0.1:8080.
 	HTTPAddr string
 	// MaxBodyBytes caps a request body (413 above). SENDER_MAX_BODY_BYTES,
-	// default 1048576 (1 MiB), at most 64 MiB.
+	// default 524288 (512 KiB), at most 64 MiB. The event carries the whole
+	// history, so keep it well under the relay's RELAY_MAX_MESSAGE_BYTES.
 	MaxBodyBytes int
 	// IdempotencyKeyTTL is how long an Idempotency-Key answers retries of
 	// its request; older keys are deleted. SENDER_IDEMPOTENCY_KEY_TTL,

@@ -37,7 +37,7 @@ func TestDefaultsAreValid(t *testing.T) {
 	if err := parse(t, &serve, nil); err != nil {
 		t.Fatalf("serve defaults: %v", err)
 	}
-	if serve.DatabaseURL != defaultDatabaseURL || serve.HTTPAddr != "127.0.0.1:8080" || serve.MaxBodyBytes != 1048576 {
+	if serve.DatabaseURL != defaultDatabaseURL || serve.HTTPAddr != "127.0.0.1:8080" || serve.MaxBodyBytes != 524288 {
 		t.Fatalf("serve defaults = %+v", serve)
 	}
 	var relay relayConfig

@@ -43,12 +43,14 @@ import (
 	"github.com/invoicesync/invoicesync/sender/internal/idempotency"
 )
 
-// DefaultMaxBodyBytes is the default request body limit: 1 MiB.
-const DefaultMaxBodyBytes = 1 << 20
+// DefaultMaxBodyBytes is the default request body limit: 512 KiB. The
+// event carries the whole history, and Kafka's default message limit is
+// 1 MB: a larger history would be recorded and then held back by the relay.
+const DefaultMaxBodyBytes = 512 << 10
 
 // Config tunes the handler.
 type Config struct {
-	// MaxBodyBytes caps a request body; larger ones get 413. Default 1 MiB.
+	// MaxBodyBytes caps a request body; larger ones get 413. Default 512 KiB.
 	MaxBodyBytes int64
 	// Routes, when set, adds the process's own routes (metrics, readiness)
 	// to the API's mux.
