@@ -2,6 +2,7 @@ package consume
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -112,6 +113,11 @@ func (m *merger) handle(work context.Context, offers []*offer, n int) bool {
 		log = offers[0].p.batchLogger(offers[0].msgs)
 	}
 	if err := m.c.h.HandleBatch(logging.WithContext(work, log), msgs); err != nil {
+		if !errors.Is(err, ErrPermanent) {
+			// Each partition tries its batch again: a retry, as in process.
+			m.c.stats.retries.Add(1)
+			m.c.metrics.retried()
+		}
 		log.Debug().Err(err).Msg("merged batch failed; each partition handles its own")
 		return false
 	}
