@@ -3,7 +3,6 @@ package consume_test
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -179,14 +178,14 @@ func TestDroppedFetchConnectionIsReconnected(t *testing.T) {
 	topic := topics(t, k, "dropfetch", 1)
 	group := testsupport.Name("g")
 	produce(t, k, topic, 0, 0, 20)
-	var dropped atomic.Int32
+	var fetches, dropped atomic.Int32
 	cl := k.Embedded.Cluster()
 	cl.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		cl.KeepControl()
 		fr := req.(*kmsg.FetchRequest)
-		// Drop every third fetch of the topic, ten times in all.
+		// Drop every other fetch of the topic, ten times in all.
 		if !slices.ContainsFunc(fr.Topics, func(ft kmsg.FetchRequestTopic) bool { return ft.Topic == topic }) ||
-			dropped.Load() >= 10 || rand.IntN(3) != 0 {
+			fetches.Add(1)%2 == 1 || dropped.Load() >= 10 {
 			return nil, nil, false
 		}
 		dropped.Add(1)

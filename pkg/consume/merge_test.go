@@ -81,7 +81,7 @@ func TestMergedPartitionsAreHandledTogetherAndCommitted(t *testing.T) {
 	var first atomic.Bool
 	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
 		if !first.Swap(true) {
-			time.Sleep(300 * time.Millisecond) // the other partitions' batches queue up meanwhile
+			time.Sleep(time.Second) // the other partitions' batches queue up meanwhile
 		}
 		got.add(msgs, true)
 		return nil
@@ -125,7 +125,7 @@ func TestMergedBatchWithAPoisonFallsBackToEachPartition(t *testing.T) {
 	var first atomic.Bool
 	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
 		if !first.Swap(true) {
-			time.Sleep(300 * time.Millisecond) // the other partitions' batches queue up meanwhile
+			time.Sleep(time.Second) // the other partitions' batches queue up meanwhile
 		}
 		for _, m := range msgs {
 			if k := string(m.Key); k == "3" || k == "103" {
@@ -182,7 +182,7 @@ func TestLargeBatchesAreNotMerged(t *testing.T) {
 	var first atomic.Bool
 	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
 		if !first.Swap(true) {
-			time.Sleep(300 * time.Millisecond) // two partitions' batches of 60 would queue up meanwhile
+			time.Sleep(time.Second) // two partitions' batches of 60 would queue up meanwhile
 		}
 		got.add(msgs, true)
 		return nil
