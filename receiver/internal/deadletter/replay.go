@@ -80,7 +80,10 @@ func (p Plan) Topics() []string {
 }
 
 // Plan selects the entries of sel and sorts them into those to replay and
-// those to skip under o. Every id is checked before anything is replayed.
+// those to skip under o. Of entries for the same original message (a
+// consumer that crashed between the dead-letter publish and its offset
+// commit dead-letters the message again on restart) only the oldest is
+// considered. Every id is checked before anything is replayed.
 func (q *Queue) Plan(ctx context.Context, sel Selection, o ReplayOptions) (Plan, error) {
 	if err := sel.Validate(); err != nil {
 		return Plan{}, err
@@ -102,8 +105,17 @@ func (q *Queue) Plan(ctx context.Context, sel Selection, o ReplayOptions) (Plan,
 	}
 	sortItems(items)
 	var p Plan
+	first := map[origin]string{} // the first entry of each original message
 	for _, it := range items {
+		from := origin{it.OriginalTopic, it.OriginalPartition, it.OriginalOffset}
+		dup, isDup := first[from]
+		if !isDup {
+			first[from] = it.ID
+		}
 		switch {
+		case isDup:
+			p.Skipped = append(p.Skipped, Skip{it, "duplicate of " + dup +
+				" (the same message dead-lettered twice: a crash between the dead-letter publish and the offset commit)"})
 		case it.Status() == StateHandled:
 			p.Skipped = append(p.Skipped, Skip{it, "handled (dlq unmark it to replay it)"})
 		case it.Status() == StateReplayed && !o.Again:
@@ -115,6 +127,13 @@ func (q *Queue) Plan(ctx context.Context, sel Selection, o ReplayOptions) (Plan,
 		}
 	}
 	return p, nil
+}
+
+// origin is where a dead-lettered message was read from.
+type origin struct {
+	topic     string
+	partition int
+	offset    int64
 }
 
 // ErrInterrupted is returned by Replay when its context was cancelled

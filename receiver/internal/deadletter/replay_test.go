@@ -175,3 +175,30 @@ func header(m kafka.Message, key string) string {
 	}
 	return ""
 }
+
+// The same message dead-lettered twice (a consumer crashed between the
+// dead-letter publish and its offset commit) is replayed once: the newer
+// entry is skipped as a duplicate of the older.
+func TestReplaySkipsTheDuplicateOfAMessageDeadLetteredTwice(t *testing.T) {
+	f := newFixture(t)
+	orig := f.event(t, 1, dead{key: "7"})
+	first := dlq.Build(orig, dlq.Failure{Class: dlq.ClassSchema, Reason: "forms[0].fileName: is required", Group: "g", At: t0})
+	again := dlq.Build(orig, dlq.Failure{Class: dlq.ClassSchema, Reason: "forms[0].fileName: is required", Group: "g", At: t0.Add(time.Minute)})
+	first.Partition, again.Partition = 0, 1
+	f.write(t, f.dlq, first, again)
+	other := f.event(t, 2, dead{key: "8"})
+	otherDead := dlq.Build(other, dlq.Failure{Class: dlq.ClassSchema, Reason: "x", Group: "g", At: t0.Add(2 * time.Minute)})
+	f.write(t, f.dlq, otherDead)
+
+	p := f.plan(t, Selection{All: true}, ReplayOptions{})
+	if got := ids(p.Replay); !slices.Equal(got, []string{"0:0", "0:1"}) {
+		t.Fatalf("replay %v, want [0:0 0:1]: the older of the two copies and the other message", got)
+	}
+	if len(p.Skipped) != 1 || p.Skipped[0].ID != "1:0" || !strings.Contains(p.Skipped[0].Why, "duplicate of 0:0") {
+		t.Fatalf("skipped %+v, want 1:0 as a duplicate of 0:0", p.Skipped)
+	}
+	f.replay(t, p)
+	if got := f.replayed(t, 2); len(got[testEventID(1)]) != 1 || len(got[testEventID(2)]) != 1 {
+		t.Fatalf("original topic got %d and %d copies of the two events, want 1 each", len(got[testEventID(1)]), len(got[testEventID(2)]))
+	}
+}
