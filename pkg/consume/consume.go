@@ -3,9 +3,10 @@
 // handler succeeded or the message at fault was dead-lettered, so no message
 // is ever skipped:
 //
-//   - Every partition assigned to the member has its own goroutine and
-//     reader and progresses on its own: a partition waiting for a failing
-//     dependency holds back only itself.
+//   - Every partition assigned to the member has its own goroutines and
+//     fetch connection and progresses on its own: a partition waiting for
+//     a failing dependency holds back only itself. A fetch gives the
+//     broker MaxWait to wait for data and the response FetchTimeout more.
 //   - A batch is the messages of one partition that are already there when
 //     the first arrives (up to Config.BatchSize); the handler applies it
 //     atomically or fails it as a whole. With Config.MergePartitions the
