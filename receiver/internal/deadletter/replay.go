@@ -107,7 +107,7 @@ func (q *Queue) Plan(ctx context.Context, sel Selection, o ReplayOptions) (Plan,
 	var p Plan
 	first := map[origin]string{} // the first entry of each original message
 	for _, it := range items {
-		from := origin{it.OriginalTopic, it.OriginalPartition, it.OriginalOffset}
+		from := origin{it.OriginalTopic, it.OriginalPartition, it.OriginalOffset, string(it.Key), it.EventID}
 		dup, isDup := first[from]
 		if !isDup {
 			first[from] = it.ID
@@ -129,11 +129,15 @@ func (q *Queue) Plan(ctx context.Context, sel Selection, o ReplayOptions) (Plan,
 	return p, nil
 }
 
-// origin is where a dead-lettered message was read from.
+// origin is where a dead-lettered message was read from, with its key and
+// event id so that entries carrying unreliable coordinates are not taken
+// for copies of each other.
 type origin struct {
 	topic     string
 	partition int
 	offset    int64
+	key       string
+	eventID   string
 }
 
 // ErrInterrupted is returned by Replay when its context was cancelled
