@@ -39,7 +39,18 @@ type merger struct {
 type offer struct {
 	p    *partition
 	msgs []kafka.Message
-	done chan bool // true: handled and committed; false: handle it yourself
+	done chan verdict
+}
+
+// verdict is the merger's answer to an offer.
+type verdict struct {
+	// handled: applied and committed. Otherwise the partition handles the
+	// batch itself.
+	handled bool
+	// err is the handler's error when the call held this batch alone: the
+	// partition counts it as its first attempt instead of repeating it at
+	// once. Nil after a merged call, whose failure may be another batch's.
+	err error
 }
 
 // mergeMax is the largest batch a partition offers to the merger: a quarter
@@ -51,15 +62,17 @@ func newMerger(c *Consumer, com *committer) *merger {
 }
 
 // submit offers msgs of p to the merger. It reports whether they were
-// handled and committed; false means p handles them itself (also when the
-// generation ended before the merger took them).
-func (m *merger) submit(p *partition, msgs []kafka.Message) bool {
-	o := &offer{p: p, msgs: msgs, done: make(chan bool, 1)}
+// handled and committed; otherwise p handles them itself (also when the
+// generation ended before the merger took them), starting from err when the
+// merger's call failed with them alone.
+func (m *merger) submit(p *partition, msgs []kafka.Message) (handled bool, err error) {
+	o := &offer{p: p, msgs: msgs, done: make(chan verdict, 1)}
 	select {
 	case m.in <- o:
-		return <-o.done
+		v := <-o.done
+		return v.handled, v.err
 	case <-p.stop.Done():
-		return false
+		return false, nil
 	}
 }
 
@@ -90,17 +103,21 @@ func (m *merger) run(runCtx, genCtx context.Context) {
 				break gather
 			}
 		}
-		ok := m.handle(work, offers, n)
+		err := m.handle(work, offers, n)
 		for _, o := range offers {
-			o.done <- ok
+			v := verdict{handled: err == nil}
+			if len(offers) == 1 {
+				v.err = err
+			}
+			o.done <- v
 		}
 	}
 }
 
 // handle calls the handler once for all offers and commits them together.
-// It reports false on any failure: nothing was applied, and each partition
+// It returns the handler's error: nothing was applied, and each partition
 // handles its batch again on its own.
-func (m *merger) handle(work context.Context, offers []*offer, n int) bool {
+func (m *merger) handle(work context.Context, offers []*offer, n int) error {
 	msgs := make([]kafka.Message, 0, n)
 	parts := make([]int, 0, len(offers))
 	for _, o := range offers {
@@ -113,13 +130,14 @@ func (m *merger) handle(work context.Context, offers []*offer, n int) bool {
 		log = offers[0].p.batchLogger(offers[0].msgs)
 	}
 	if err := m.c.h.HandleBatch(logging.WithContext(work, log), msgs); err != nil {
-		if !errors.Is(err, ErrPermanent) {
-			// Each partition tries its batch again: a retry, as in process.
+		if len(offers) > 1 && !errors.Is(err, ErrPermanent) {
+			// Each partition tries its batch again: a retry, as in process
+			// (which counts the failure of a batch alone itself).
 			m.c.stats.retries.Add(1)
 			m.c.metrics.retried()
 		}
-		log.Debug().Err(err).Msg("merged batch failed; each partition handles its own")
-		return false
+		log.Debug().Err(err).Msg("batch failed in the merger; each partition handles its own")
+		return err
 	}
 	m.c.stats.batches.Add(1)
 	m.c.stats.messages.Add(int64(n))
@@ -133,5 +151,5 @@ func (m *merger) handle(work context.Context, offers []*offer, n int) bool {
 		m.c.metrics.commitFailed()
 		log.Warn().Err(m.c.conn.Explain("", err)).Msg("commit failed; the messages will be delivered again")
 	}
-	return true
+	return nil
 }

@@ -203,3 +203,46 @@ func TestLargeBatchesAreNotMerged(t *testing.T) {
 		}
 	}
 }
+
+// A batch that fails in the merger on its own is not handed over again at
+// once: that failure is its first attempt, and the next waits out the
+// backoff like every retry. Each failure counts as one retry.
+func TestBatchFailingAloneInTheMergerWaitsOutTheBackoff(t *testing.T) {
+	k := testsupport.NewKafka(t)
+	topic := topics(t, k, "mergebackoff", 2)
+	group := testsupport.Name("g")
+	produce(t, k, topic, 0, 0, 3) // partition 1 stays empty: the merger sees this batch alone
+	cfg := testConfig(topic, group)
+	cfg.MergePartitions = true
+	cfg.MinBackoff, cfg.MaxBackoff = 200*time.Millisecond, 200*time.Millisecond
+	var mu sync.Mutex
+	var calls []time.Time
+	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(context.Context, []kafka.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, time.Now())
+		if len(calls) <= 3 {
+			return fmt.Errorf("database down (call %d)", len(calls))
+		}
+		return nil
+	}), zerolog.Nop())
+	stop := run(t, c)
+	waitFor(t, "the batch committed", func() bool { return committed(t, k, group, topic, 0) == 3 })
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 4 {
+		t.Fatalf("handler called %d times, want 4 (three failures, then success)", len(calls))
+	}
+	for i := 1; i < len(calls); i++ {
+		// The backoff is jittered within its upper half: at least 100ms.
+		if gap := calls[i].Sub(calls[i-1]); gap < 100*time.Millisecond {
+			t.Fatalf("call %d came %v after a failure, want at least the backoff's 100ms: %v", i+1, gap, calls)
+		}
+	}
+	if s := c.Stats(); s.Retries != 3 {
+		t.Fatalf("stats %+v, want 3 retries, one per failure", s)
+	}
+}

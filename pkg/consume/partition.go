@@ -131,17 +131,18 @@ func (p *partition) run() {
 			return
 		}
 		p.lag.fetched(batch[len(batch)-1])
-		merge := p.merger != nil && len(batch) <= p.c.mergeMax()
-		if merge && p.merger.submit(p, batch) {
-			if p.stop.Err() != nil {
-				return
+		var failed error // the merger's attempt, when it was the batch's own
+		if p.merger != nil && len(batch) <= p.c.mergeMax() {
+			handled, err := p.merger.submit(p, batch)
+			switch {
+			case p.stop.Err() != nil:
+				return // a batch not handled is delivered again to the next owner
+			case handled:
+				continue
 			}
-			continue
+			failed = err
 		}
-		if merge && p.stop.Err() != nil {
-			return // the generation ended before the merger took the batch
-		}
-		if !p.process(batch) {
+		if !p.process(batch, failed) {
 			return
 		}
 	}
@@ -193,12 +194,18 @@ func (p *partition) linger() {
 
 // process hands msgs to the handler until it succeeds (then commits them),
 // fails permanently (then isolates the message at fault) or the partition
-// must stop. It reports whether the partition may go on.
-func (p *partition) process(msgs []kafka.Message) bool {
+// must stop. failed, when not nil, is the outcome of an attempt already made
+// (by the merger): it counts as the first. It reports whether the partition
+// may go on.
+func (p *partition) process(msgs []kafka.Message, failed error) bool {
 	log := p.batchLogger(msgs)
 	ctx := logging.WithContext(p.work, log)
 	for attempt := 1; ; attempt++ {
-		err := p.c.h.HandleBatch(ctx, msgs)
+		err := failed
+		if err == nil {
+			err = p.c.h.HandleBatch(ctx, msgs)
+		}
+		failed = nil
 		switch {
 		case err == nil:
 			p.c.stats.batches.Add(1)
@@ -233,7 +240,7 @@ func (p *partition) isolate(msgs []kafka.Message) bool {
 		if p.stop.Err() != nil {
 			return false
 		}
-		if !p.process([]kafka.Message{m}) {
+		if !p.process([]kafka.Message{m}, nil) {
 			return false
 		}
 	}
