@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Header names added to a dead-lettered message. The original headers are
@@ -62,30 +62,30 @@ type Failure struct {
 // Build returns the dead-letter message for orig: same key, value and
 // headers (minus earlier dlq-* headers), plus the dlq-* headers. The
 // attempt is one more than the replay attempt orig carries.
-func Build(orig kafka.Message, f Failure) kafka.Message {
+func Build(orig *kgo.Record, f Failure) *kgo.Record {
 	attempt := ReplayAttempt(orig) + 1
-	hs := make([]kafka.Header, 0, len(orig.Headers)+8)
+	hs := make([]kgo.RecordHeader, 0, len(orig.Headers)+8)
 	for _, h := range orig.Headers {
 		if !strings.HasPrefix(h.Key, "dlq-") {
 			hs = append(hs, h)
 		}
 	}
 	hs = append(hs,
-		kafka.Header{Key: HeaderReason, Value: []byte(f.Reason)},
-		kafka.Header{Key: HeaderErrorClass, Value: []byte(f.Class)},
-		kafka.Header{Key: HeaderOriginalTopic, Value: []byte(orig.Topic)},
-		kafka.Header{Key: HeaderOriginalPartition, Value: []byte(strconv.Itoa(orig.Partition))},
-		kafka.Header{Key: HeaderOriginalOffset, Value: []byte(strconv.FormatInt(orig.Offset, 10))},
-		kafka.Header{Key: HeaderAttempt, Value: []byte(strconv.Itoa(attempt))},
-		kafka.Header{Key: HeaderFailedAt, Value: []byte(f.At.UTC().Format(time.RFC3339Nano))},
-		kafka.Header{Key: HeaderConsumerGroup, Value: []byte(f.Group)},
+		kgo.RecordHeader{Key: HeaderReason, Value: []byte(f.Reason)},
+		kgo.RecordHeader{Key: HeaderErrorClass, Value: []byte(f.Class)},
+		kgo.RecordHeader{Key: HeaderOriginalTopic, Value: []byte(orig.Topic)},
+		kgo.RecordHeader{Key: HeaderOriginalPartition, Value: []byte(strconv.Itoa(int(orig.Partition)))},
+		kgo.RecordHeader{Key: HeaderOriginalOffset, Value: []byte(strconv.FormatInt(orig.Offset, 10))},
+		kgo.RecordHeader{Key: HeaderAttempt, Value: []byte(strconv.Itoa(attempt))},
+		kgo.RecordHeader{Key: HeaderFailedAt, Value: []byte(f.At.UTC().Format(time.RFC3339Nano))},
+		kgo.RecordHeader{Key: HeaderConsumerGroup, Value: []byte(f.Group)},
 	)
-	return kafka.Message{Key: orig.Key, Value: orig.Value, Headers: hs}
+	return &kgo.Record{Key: orig.Key, Value: orig.Value, Headers: hs}
 }
 
 // ReplayAttempt is the attempt count a replayed message carries (0 when it
 // was never dead-lettered).
-func ReplayAttempt(m kafka.Message) int {
+func ReplayAttempt(m *kgo.Record) int {
 	n, _ := strconv.Atoi(header(m, HeaderReplayAttempt))
 	return n
 }
@@ -99,7 +99,7 @@ type Entry struct {
 	Offset    int64
 	// Key, Value and Headers are the original message's, Headers without the dlq-* ones.
 	Key, Value []byte
-	Headers    []kafka.Header
+	Headers    []kgo.RecordHeader
 	// Failure fields, from the dlq-* headers.
 	Class, Reason, Group string
 	FailedAt             time.Time
@@ -114,9 +114,9 @@ type Entry struct {
 var ErrNotDeadLetter = errors.New("not a dead-letter message")
 
 // Parse reads an entry from a message of the dead-letter topic.
-func Parse(m kafka.Message) (Entry, error) {
+func Parse(m *kgo.Record) (Entry, error) {
 	e := Entry{
-		ID: FormatID(m.Partition, m.Offset), Partition: m.Partition, Offset: m.Offset,
+		ID: FormatID(int(m.Partition), m.Offset), Partition: int(m.Partition), Offset: m.Offset,
 		Key: m.Key, Value: m.Value,
 		Class: header(m, HeaderErrorClass), Reason: header(m, HeaderReason), Group: header(m, HeaderConsumerGroup),
 		OriginalTopic: header(m, HeaderOriginalTopic),
@@ -151,10 +151,10 @@ func (e Entry) Header(key string) string {
 
 // ReplayMessage is the message that replays e to its original topic: the
 // original key, value and headers, plus the attempt count so far.
-func (e Entry) ReplayMessage() kafka.Message {
-	hs := append(append([]kafka.Header(nil), e.Headers...),
-		kafka.Header{Key: HeaderReplayAttempt, Value: []byte(strconv.Itoa(e.Attempt))})
-	return kafka.Message{Topic: e.OriginalTopic, Key: e.Key, Value: e.Value, Headers: hs}
+func (e Entry) ReplayMessage() *kgo.Record {
+	hs := append(append([]kgo.RecordHeader(nil), e.Headers...),
+		kgo.RecordHeader{Key: HeaderReplayAttempt, Value: []byte(strconv.Itoa(e.Attempt))})
+	return &kgo.Record{Topic: e.OriginalTopic, Key: e.Key, Value: e.Value, Headers: hs}
 }
 
 // FormatID formats an entry id.
@@ -177,7 +177,7 @@ func ParseID(id string) (partition int, offset int64, err error) {
 	return partition, offset, nil
 }
 
-func header(m kafka.Message, key string) string {
+func header(m *kgo.Record, key string) string {
 	for _, h := range m.Headers {
 		if h.Key == key {
 			return string(h.Value)

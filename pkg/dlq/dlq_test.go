@@ -5,12 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 func TestBuildParseReplayRoundTrip(t *testing.T) {
-	orig := kafka.Message{Topic: "t", Partition: 3, Offset: 41, Key: []byte("7"), Value: []byte(`{"x":1}`),
-		Headers: []kafka.Header{{Key: "event-id", Value: []byte("e1")}}}
+	orig := &kgo.Record{Topic: "t", Partition: 3, Offset: 41, Key: []byte("7"), Value: []byte(`{"x":1}`),
+		Headers: []kgo.RecordHeader{{Key: "event-id", Value: []byte("e1")}}}
 	at := time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
 	dead := Build(orig, Failure{Class: ClassSchema, Reason: "forms[0].fileName: is required", Group: "g", At: at})
 	dead.Partition, dead.Offset = 1, 9
@@ -39,7 +39,7 @@ func TestBuildParseReplayRoundTrip(t *testing.T) {
 }
 
 func TestParseRejectsPlainMessage(t *testing.T) {
-	if _, err := Parse(kafka.Message{Partition: 0, Offset: 1}); err == nil || !strings.Contains(err.Error(), "0:1") {
+	if _, err := Parse(&kgo.Record{Partition: 0, Offset: 1}); err == nil || !strings.Contains(err.Error(), "0:1") {
 		t.Fatalf("Parse(plain) = %v", err)
 	}
 }

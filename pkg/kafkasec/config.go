@@ -1,8 +1,13 @@
-// Package kafkasec holds the Kafka connection and security settings shared by
-// every process: broker list, SASL/SCRAM credentials and optional TLS. It
-// builds the one kafka-go Transport (for writers and clients) and Dialer (for
-// readers) a process uses, and turns kafka-go's opaque authentication
-// failures into errors that name the broker, the user and the mechanism.
+// Package kafkasec is the Kafka layer every process stands on: the
+// connection and security settings (broker list, SASL/SCRAM credentials,
+// optional TLS, timeouts), the franz-go client options built from them, the
+// start-up check that fails fast on wrong credentials and waits a bounded
+// time for a broker that is down, and errors that name the broker, the user
+// and the mechanism instead of the client's bare ones.
+//
+// Producers (pkg/outbox, the dead-letter writer), the consumer group
+// (pkg/consume) and the admin calls (topics, offsets) are all franz-go
+// clients (kgo) built from Conn.Opts, so they share one set of settings.
 package kafkasec
 
 import (
@@ -14,8 +19,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/segmentio/kafka-go/sasl"
-	"github.com/segmentio/kafka-go/sasl/scram"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // Supported SASL mechanisms.
@@ -23,6 +28,12 @@ const (
 	MechanismNone        = ""
 	MechanismSCRAMSHA256 = "SCRAM-SHA-256"
 	MechanismSCRAMSHA512 = "SCRAM-SHA-512"
+)
+
+// Defaults of Config.
+const (
+	DefaultDialTimeout    = 10 * time.Second
+	DefaultStartupTimeout = 60 * time.Second
 )
 
 // Config is the connection and security configuration for a Kafka cluster.
@@ -43,8 +54,14 @@ type Config struct {
 	CAFile string
 	// InsecureSkipVerify disables broker certificate verification (tests only).
 	InsecureSkipVerify bool
-	// DialTimeout bounds connecting and authenticating to one broker. Default 10s.
+	// DialTimeout bounds connecting and authenticating to one broker, and
+	// each request of the start-up check. Default 10s.
 	DialTimeout time.Duration
+	// StartupTimeout is how long a process waits at start for a broker
+	// that cannot be reached (down, or not answering), retrying with
+	// backoff, before it gives up. Wrong credentials and refused
+	// authorization end the wait at once. Default 60s.
+	StartupTimeout time.Duration
 	// ClientID is sent to the broker to identify this process in its logs.
 	ClientID string
 }
@@ -52,7 +69,10 @@ type Config struct {
 // SetDefaults fills the zero fields with their defaults.
 func (c *Config) SetDefaults() {
 	if c.DialTimeout == 0 {
-		c.DialTimeout = 10 * time.Second
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.StartupTimeout == 0 {
+		c.StartupTimeout = DefaultStartupTimeout
 	}
 	if c.ClientID == "" {
 		c.ClientID = "invoicesync"
@@ -88,6 +108,9 @@ func (c *Config) Validate() error {
 	if c.DialTimeout < 0 {
 		return errors.New("kafka dial timeout: must not be negative")
 	}
+	if c.StartupTimeout < 0 {
+		return errors.New("kafka startup timeout: must not be negative")
+	}
 	return nil
 }
 
@@ -112,24 +135,19 @@ func ParseBrokers(s string) []string {
 	return out
 }
 
-// mechanism builds the kafka-go SASL mechanism, or nil when SASL is off.
+// mechanism builds the SASL mechanism, or nil when SASL is off.
 func (c *Config) mechanism() (sasl.Mechanism, error) {
-	var algo scram.Algorithm
+	auth := scram.Auth{User: c.Username, Pass: c.Password}
 	switch c.Mechanism {
 	case MechanismNone:
 		return nil, nil
 	case MechanismSCRAMSHA256:
-		algo = scram.SHA256
+		return auth.AsSha256Mechanism(), nil
 	case MechanismSCRAMSHA512:
-		algo = scram.SHA512
+		return auth.AsSha512Mechanism(), nil
 	default:
 		return nil, fmt.Errorf("kafka sasl mechanism: %q is not supported", c.Mechanism)
 	}
-	m, err := scram.Mechanism(algo, c.Username, c.Password)
-	if err != nil {
-		return nil, fmt.Errorf("kafka sasl: build %s mechanism: %w", c.Mechanism, err)
-	}
-	return m, nil
 }
 
 // tlsConfig builds the TLS configuration, or nil when TLS is off.

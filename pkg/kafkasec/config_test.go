@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 func TestValidateNamesTheSetting(t *testing.T) {
@@ -58,37 +58,28 @@ func TestParseBrokers(t *testing.T) {
 	}
 }
 
-// kafka-go's WriteErrors has no Unwrap: WriteCause must expose the causes.
-func TestWriteCauseUnwrapsWriteErrors(t *testing.T) {
-	err := WriteCause(kafka.WriteErrors{nil, kafka.SASLAuthenticationFailed, kafka.SASLAuthenticationFailed, io.ErrUnexpectedEOF})
-	if !errors.Is(err, kafka.SASLAuthenticationFailed) || !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Fatalf("WriteCause = %v: causes not reachable with errors.Is", err)
-	}
-	if plain := errors.New("x"); WriteCause(plain) != plain {
-		t.Fatal("WriteCause changed an error that is not WriteErrors")
-	}
-}
-
-// Only the broker's typed SASL answers (or a connection closed while
-// dialing) are authentication failures: a network error that merely
-// mentions SASL must not be, since consumers stop for good on one.
+// Only the broker's typed SASL answers are authentication failures: a
+// network error that merely mentions SASL, or a connection closed, must not
+// be, since processes stop for good on one. Refused ACLs are authorization
+// failures, also fatal.
 func TestExplainClassifiesOnlyRealAuthFailures(t *testing.T) {
 	c, err := New(Config{Brokers: []string{"b:9092"}, Mechanism: MechanismSCRAMSHA512, Username: "u", Password: "p"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth := fmt.Errorf("could not successfully authenticate to b:9092 with SASL: %w", kafka.SASLAuthenticationFailed)
-	if err := c.Explain("b:9092", auth); !errors.Is(err, ErrAuthentication) {
+	auth := fmt.Errorf("unable to authenticate to b:9092: %w", kerr.SaslAuthenticationFailed)
+	if err := c.Explain("b:9092", auth); !errors.Is(err, ErrAuthentication) || !Fatal(err) {
 		t.Fatalf("typed SASL failure = %v, want ErrAuthentication", err)
 	}
-	if err := c.Explain("b:9092", kafka.WriteErrors{kafka.SASLAuthenticationFailed}); !errors.Is(err, ErrAuthentication) {
-		t.Fatalf("SASL failure inside WriteErrors = %v, want ErrAuthentication", err)
-	}
 	blip := errors.New("SASL handshake failed: read tcp 10.0.0.1:9092: i/o timeout")
-	if err := c.Explain("b:9092", blip); errors.Is(err, ErrAuthentication) {
-		t.Fatalf("network timeout during SASL = %v, classified as an authentication failure", err)
+	if err := c.Explain("b:9092", blip); errors.Is(err, ErrAuthentication) || Fatal(err) {
+		t.Fatalf("network timeout during SASL = %v, classified as fatal", err)
 	}
-	if err := c.Explain("b:9092", io.ErrUnexpectedEOF); errors.Is(err, ErrAuthentication) {
-		t.Fatalf("EOF outside dialing = %v, classified as an authentication failure", err)
+	if err := c.Explain("b:9092", io.ErrUnexpectedEOF); errors.Is(err, ErrAuthentication) || Fatal(err) {
+		t.Fatalf("EOF = %v, classified as an authentication failure", err)
+	}
+	denied := c.Explain("b:9092", fmt.Errorf("produce: %w", kerr.TopicAuthorizationFailed))
+	if !errors.Is(denied, ErrAuthorization) || !Fatal(denied) || !strings.Contains(denied.Error(), "User:u") {
+		t.Fatalf("refused ACL = %v, want ErrAuthorization naming User:u", denied)
 	}
 }

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/invoicesync/invoicesync/pkg/kafkasec"
@@ -139,25 +139,22 @@ func TestTLSWithCAFileChecksProducesAndReads(t *testing.T) {
 		t.Fatalf("Check over TLS with the right CA: %v", err)
 	}
 
-	w := &kafka.Writer{
-		Addr: kafka.TCP(conn.Brokers()...), Topic: tlsTopic, Transport: conn.Transport(),
-		RequiredAcks: kafka.RequireAll, BatchSize: 1,
-	}
-	defer w.Close()
-	if err := w.WriteMessages(ctx, kafka.Message{Key: []byte("k"), Value: []byte("over tls")}); err != nil {
-		t.Fatalf("write over TLS: %v", conn.Explain("", err))
-	}
-	rd := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: conn.Brokers(), Topic: tlsTopic, Partition: 0, Dialer: conn.Dialer(),
-		MaxWait: 50 * time.Millisecond,
-	})
-	defer rd.Close()
-	m, err := rd.ReadMessage(ctx)
+	cl, err := conn.NewClient(kgo.DefaultProduceTopic(tlsTopic), kgo.ConsumeTopics(tlsTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := conn.ProduceSync(ctx, cl, &kgo.Record{Key: []byte("k"), Value: []byte("over tls")}); err != nil {
+		t.Fatalf("write over TLS: %v", err)
+	}
+	fs := cl.PollFetches(ctx)
+	if err := fs.Err(); err != nil {
 		t.Fatalf("read over TLS: %v", err)
 	}
-	if string(m.Value) != "over tls" {
-		t.Fatalf("read %q, want %q", m.Value, "over tls")
+	recs := fs.Records()
+	if len(recs) != 1 || string(recs[0].Value) != "over tls" {
+		t.Fatalf("read %v, want one record %q", recs, "over tls")
 	}
 }
 

@@ -171,7 +171,9 @@ func (s *Set) Kafka(c *kafkasec.Config) {
 	s.Secret(&c.Password, "kafka-sasl-password", "KAFKA_SASL_PASSWORD", "SASL password")
 	s.Bool(&c.TLS, "kafka-tls", "KAFKA_TLS", false, "connect to the brokers with TLS")
 	s.String(&c.CAFile, "kafka-tls-ca-file", "KAFKA_TLS_CA_FILE", "", "PEM CA file for the brokers' certificates (default: system roots)")
-	s.Duration(&c.DialTimeout, "kafka-dial-timeout", "KAFKA_DIAL_TIMEOUT", 10*time.Second, "timeout to connect and authenticate to a broker")
+	s.Duration(&c.DialTimeout, "kafka-dial-timeout", "KAFKA_DIAL_TIMEOUT", 10*time.Second, "timeout to connect and authenticate to a broker, and of each start-up check")
+	s.Duration(&c.StartupTimeout, "kafka-startup-timeout", "KAFKA_STARTUP_TIMEOUT", kafkasec.DefaultStartupTimeout,
+		"how long start-up retries a broker that cannot be reached before giving up (wrong credentials fail at once)")
 }
 
 // Log are the logging settings every command has.

@@ -13,16 +13,18 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
+	"errors"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/migrations"
 	"github.com/invoicesync/invoicesync/pkg/db"
@@ -149,6 +151,7 @@ func NewKafka(t testing.TB) *Kafka {
 		t.Fatalf("testsupport: kafka config: %v", err)
 	}
 	k.Conn = conn
+	t.Cleanup(conn.Close)
 	return k
 }
 
@@ -163,77 +166,145 @@ func (k *Kafka) Topic(t testing.TB, prefix string, partitions int) string {
 // CreateTopic creates the topic name with the given partitions.
 func (k *Kafka) CreateTopic(t testing.TB, name string, partitions int) {
 	t.Helper()
+	k.CreateTopicWithConfig(t, name, partitions, nil)
+}
+
+// CreateTopicWithConfig creates the topic name with the given partitions and
+// topic configs (cleanup.policy, max.message.bytes, ...).
+func (k *Kafka) CreateTopicWithConfig(t testing.TB, name string, partitions int, configs map[string]*string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	resp, err := k.Conn.Client().CreateTopics(ctx, &kafka.CreateTopicsRequest{
-		Topics: []kafka.TopicConfig{{Topic: name, NumPartitions: partitions, ReplicationFactor: 1}},
-	})
+	adm, err := k.Conn.Admin()
 	if err == nil {
-		err = resp.Errors[name]
+		var resp kadm.CreateTopicResponse
+		resp, err = adm.CreateTopic(ctx, int32(partitions), 1, configs, name) //nolint:gosec // test sizes
+		if err == nil {
+			err = resp.Err
+		}
 	}
 	if err != nil {
 		t.Fatalf("testsupport: create topic %s: %v", name, err)
 	}
 }
 
-// ByPartition sends each message to the partition it names (Message.Partition).
-var ByPartition = kafka.BalancerFunc(func(m kafka.Message, _ ...int) int { return m.Partition })
-
-// Writer returns a writer to topic that waits for every replica's ack and
-// batches for at most 1ms. balancer nil means by key hash. Close it.
-func (k *Kafka) Writer(topic string, balancer kafka.Balancer) *kafka.Writer {
-	if balancer == nil {
-		balancer = &kafka.Hash{}
-	}
-	return &kafka.Writer{Addr: kafka.TCP(k.Config.Brokers...), Topic: topic, Transport: k.Conn.Transport(),
-		RequiredAcks: kafka.RequireAll, Balancer: balancer, BatchTimeout: time.Millisecond}
-}
-
-// Produce writes msgs to topic through a Writer with balancer (nil: by key
-// hash) and fails the test if the broker does not acknowledge them.
-func (k *Kafka) Produce(t testing.TB, topic string, balancer kafka.Balancer, msgs ...kafka.Message) {
+// Client returns a client on the broker with extra options, closed at
+// cleanup.
+func (k *Kafka) Client(t testing.TB, extra ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	w := k.Writer(topic, balancer)
-	defer w.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := w.WriteMessages(ctx, msgs...); err != nil {
-		t.Fatalf("testsupport: produce to %s: %v", topic, err)
-	}
-}
-
-// ReadAll reads every message of topic until want have arrived or timeout
-// passes, without a consumer group, and returns them in partition order.
-func (k *Kafka) ReadAll(t testing.TB, topic string, want int, timeout time.Duration) []kafka.Message {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	parts, err := k.partitions(ctx, topic)
+	cl, err := k.Conn.NewClient(extra...)
 	if err != nil {
 		t.Fatalf("testsupport: %v", err)
 	}
-	var out []kafka.Message
-	for _, p := range parts {
-		r := kafka.NewReader(kafka.ReaderConfig{
-			Brokers: k.Config.Brokers, Topic: topic, Partition: p, Dialer: k.Conn.Dialer(),
-			// kafka.Reader bounds the fetch's whole round trip by MaxWait
-			// (less a quarter below 1s): give a busy broker a second.
-			MaxWait: 2 * time.Second,
-		})
-		end, err := lastOffset(ctx, k, topic, p)
-		if err != nil {
-			_ = r.Close()
-			t.Fatalf("testsupport: %v", err)
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// Produce writes recs to topic, partitioned by key as the Java client does
+// (murmur2; records without a key spread), and fails the test if the broker
+// does not acknowledge every one with acks=all.
+func (k *Kafka) Produce(t testing.TB, topic string, recs ...*kgo.Record) {
+	t.Helper()
+	k.produce(t, topic, nil, recs)
+}
+
+// ProduceToPartitions writes each of recs to the partition it names
+// (Record.Partition), like Produce otherwise.
+func (k *Kafka) ProduceToPartitions(t testing.TB, topic string, recs ...*kgo.Record) {
+	t.Helper()
+	k.produce(t, topic, kgo.ManualPartitioner(), recs)
+}
+
+func (k *Kafka) produce(t testing.TB, topic string, p kgo.Partitioner, recs []*kgo.Record) {
+	t.Helper()
+	opts := []kgo.Opt{kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0)}
+	if p != nil {
+		opts = append(opts, kgo.RecordPartitioner(p))
+	}
+	cl, err := k.Conn.NewClient(opts...)
+	if err != nil {
+		t.Fatalf("testsupport: %v", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, r := range recs {
+		r.Topic = topic
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("testsupport: produce to %s: %v", topic, k.Conn.Explain("", err))
+	}
+}
+
+// ReadAll reads topic from the start, without a consumer group and with
+// read_committed isolation (records of aborted transactions and the
+// transactions' control markers are skipped), until every partition was
+// read up to the end it had when ReadAll started, or, once at least want
+// records arrived, nothing more came for a second (control markers take
+// offsets no record is returned for). It fails the test when fewer than
+// want arrived within timeout (want < 0: no minimum). Records come grouped
+// by partition, each partition in offset order.
+func (k *Kafka) ReadAll(t testing.TB, topic string, want int, timeout time.Duration) []*kgo.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	adm, err := k.Conn.Admin()
+	if err != nil {
+		t.Fatalf("testsupport: %v", err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		t.Fatalf("testsupport: end offsets of %s: %v", topic, err)
+	}
+	left := map[int32]int64{} // partition -> end offset not reached yet
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			left[o.Partition] = o.Offset
 		}
-		for off := int64(0); off < end; off++ {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				_ = r.Close()
-				t.Fatalf("testsupport: read %s/%d: %v", topic, p, err)
+	})
+	cl, err := k.Conn.NewClient(kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatalf("testsupport: %v", err)
+	}
+	defer cl.Close()
+	byPart := map[int32][]*kgo.Record{}
+	n := 0
+	for len(left) > 0 {
+		pctx := ctx
+		var pcancel context.CancelFunc = func() {}
+		if want >= 0 && n >= want {
+			pctx, pcancel = context.WithTimeout(ctx, time.Second)
+		}
+		fs := cl.PollFetches(pctx)
+		pcancel()
+		if pctx.Err() != nil {
+			break
+		}
+		for _, fe := range fs.Errors() {
+			if !errors.Is(fe.Err, context.DeadlineExceeded) && !errors.Is(fe.Err, context.Canceled) {
+				t.Fatalf("testsupport: read %s/%d: %v", fe.Topic, fe.Partition, fe.Err)
 			}
-			out = append(out, m)
 		}
-		_ = r.Close()
+		fs.EachRecord(func(r *kgo.Record) {
+			byPart[r.Partition] = append(byPart[r.Partition], r)
+			n++
+			if end, ok := left[r.Partition]; ok && r.Offset+1 >= end {
+				delete(left, r.Partition)
+			}
+		})
+	}
+	var out []*kgo.Record
+	parts := make([]int32, 0, len(byPart))
+	for p := range byPart {
+		parts = append(parts, p)
+	}
+	slices.Sort(parts)
+	for _, p := range parts {
+		out = append(out, byPart[p]...)
 	}
 	if want >= 0 && len(out) < want {
 		t.Fatalf("testsupport: %s holds %d messages, want at least %d", topic, len(out), want)
@@ -241,37 +312,14 @@ func (k *Kafka) ReadAll(t testing.TB, topic string, want int, timeout time.Durat
 	return out
 }
 
-func (k *Kafka) partitions(ctx context.Context, topic string) ([]int, error) {
-	md, err := k.Conn.Client().Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil {
-		return nil, fmt.Errorf("metadata %s: %w", topic, err)
-	}
-	var ps []int
-	for _, tp := range md.Topics {
-		if tp.Error != nil {
-			return nil, fmt.Errorf("metadata %s: %w", topic, tp.Error)
-		}
-		for _, p := range tp.Partitions {
-			ps = append(ps, p.ID)
+// Header returns the value of r's header key, or "".
+func Header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
 		}
 	}
-	return ps, nil
-}
-
-func lastOffset(ctx context.Context, k *Kafka, topic string, p int) (int64, error) {
-	resp, err := k.Conn.Client().ListOffsets(ctx, &kafka.ListOffsetsRequest{
-		Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(p)}},
-	})
-	if err != nil {
-		return 0, fmt.Errorf("list offsets %s/%d: %w", topic, p, err)
-	}
-	for _, po := range resp.Topics[topic] {
-		if po.Error != nil {
-			return 0, fmt.Errorf("list offsets %s/%d: %w", topic, p, po.Error)
-		}
-		return po.LastOffset, nil
-	}
-	return 0, fmt.Errorf("list offsets %s/%d: no answer", topic, p)
+	return ""
 }
 
 func envOr(k, def string) string {
