@@ -6,7 +6,9 @@ import (
 	"math/big"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Invoice history aggregate and event names.
@@ -27,7 +29,9 @@ const (
 // Statuses lists every valid e-mail status.
 var Statuses = []string{StatusSent, StatusDelivered, StatusError}
 
-// Field limits enforced by Validate.
+// Field limits enforced by Validate. Text limits count characters (Unicode
+// code points), as PostgreSQL's char_length does, so a name in any script
+// gets the same limit on every path.
 const (
 	MaxTextLen = 255
 	MaxPathLen = 1024
@@ -87,11 +91,13 @@ func IsKnownStatus(s string) bool {
 	return false
 }
 
-// earliest plausible sentAt / issueDate: anything before is a unit mistake
-// (milliseconds in a seconds field or the reverse) or garbage.
+// The plausible range of sentAt and issueDate, 1990-01-01 to 2200-01-01 UTC
+// inclusive, in Unix seconds: anything outside is a unit mistake
+// (milliseconds in a seconds field or the reverse) or garbage. They are
+// compared as integers, so no value can overflow into the range.
 var (
-	minTime = time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC)
-	maxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+	minUnix = time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
+	maxUnix = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC).Unix()
 )
 
 // Validate checks every field and names all that are wrong.
@@ -105,7 +111,7 @@ func (h *History) Validate() error {
 	}
 	if h.SentAt == 0 {
 		p.add("sentAt", "is required (Unix seconds)")
-	} else if t := time.Unix(h.SentAt, 0); t.Before(minTime) || t.After(maxTime) {
+	} else if h.SentAt < minUnix || h.SentAt > maxUnix {
 		p.add("sentAt", fmt.Sprintf("%d is not a plausible time in Unix seconds", h.SentAt))
 	}
 	text(&p, "senderOfficeName", h.SenderOfficeName, MaxTextLen)
@@ -123,8 +129,8 @@ func (h *History) Validate() error {
 		f := &h.Forms[i]
 		at := fmt.Sprintf("forms[%d].", i)
 		text(&p, at+"fileName", f.FileName, MaxTextLen)
-		if len(f.FilePath) > MaxPathLen {
-			p.add(at+"filePath", fmt.Sprintf("longer than %d characters", MaxPathLen))
+		if problem := textProblem(f.FilePath, MaxPathLen); problem != "" {
+			p.add(at+"filePath", problem)
 		}
 		if f.Size < 0 {
 			p.add(at+"size", "must not be negative")
@@ -132,7 +138,7 @@ func (h *History) Validate() error {
 		text(&p, at+"invoiceNumber", f.InvoiceNumber, MaxTextLen)
 		if f.IssueDate == 0 {
 			p.add(at+"issueDate", "is required (Unix milliseconds)")
-		} else if t := time.UnixMilli(f.IssueDate); t.Before(minTime) || t.After(maxTime) {
+		} else if f.IssueDate < minUnix*1000 || f.IssueDate > maxUnix*1000 {
 			p.add(at+"issueDate", fmt.Sprintf("%d is not a plausible time in Unix milliseconds", f.IssueDate))
 		}
 		if _, err := ParseAmount(f.TotalAmount); err != nil {
@@ -149,13 +155,28 @@ func (h *History) Validate() error {
 	return p.err()
 }
 
+// text checks a required text field.
 func text(p *problems, field, v string, limit int) {
-	switch {
-	case v == "":
+	if v == "" {
 		p.add(field, "is required")
-	case len(v) > limit:
-		p.add(field, fmt.Sprintf("longer than %d characters", limit))
+	} else if problem := textProblem(v, limit); problem != "" {
+		p.add(field, problem)
 	}
+}
+
+// textProblem says what is wrong with a text value, or "". PostgreSQL text
+// holds neither invalid UTF-8 nor NUL, so both are refused here, naming the
+// field, rather than failing in the database; the limit counts characters.
+func textProblem(v string, limit int) string {
+	switch {
+	case !utf8.ValidString(v):
+		return "is not valid UTF-8"
+	case strings.IndexByte(v, 0) >= 0:
+		return `must not contain NUL (\u0000)`
+	case utf8.RuneCountInString(v) > limit:
+		return fmt.Sprintf("longer than %d characters", limit)
+	}
+	return ""
 }
 
 // jsonNumber is the JSON number grammar; big.Rat alone would also take
@@ -189,8 +210,12 @@ func ParseAmount(n json.Number) (*big.Rat, error) {
 }
 
 // DecodeHistory parses and validates a history payload. Unknown fields are
-// accepted (a newer minor schema version may add optional ones).
+// accepted (a newer minor schema version may add optional ones). Invalid
+// UTF-8 is refused, naming the field, instead of becoming U+FFFD.
 func DecodeHistory(b []byte) (History, error) {
+	if path, bad := InvalidUTF8Path(b); bad {
+		return History{}, fmt.Errorf("%w: %s: is not valid UTF-8", ErrInvalid, path)
+	}
 	var h History
 	// Unmarshal, not a Decoder: one pass with no decoder to allocate per
 	// event, and trailing data after the object is refused. TotalAmount is a
@@ -202,4 +227,24 @@ func DecodeHistory(b []byte) (History, error) {
 		return History{}, err
 	}
 	return h, nil
+}
+
+// DecodeForApply decodes a history payload as a consumer applies it. An
+// ERROR (a deletion) needs only a positive historyId: it is returned with
+// only HistoryID and EmailStatus set, whatever the rest of the payload
+// holds, because a deletion must always apply, also for a history whose
+// stored fields no longer pass validation (rows edited at the source).
+// Any other status must pass DecodeHistory.
+func DecodeForApply(b []byte) (History, error) {
+	var key struct {
+		HistoryID   int64  `json:"historyId"`
+		EmailStatus string `json:"emailStatus"`
+	}
+	if err := json.Unmarshal(b, &key); err == nil && key.EmailStatus == StatusError {
+		if key.HistoryID <= 0 {
+			return History{}, fmt.Errorf("%w: historyId: must be a positive integer", ErrInvalid)
+		}
+		return History{HistoryID: key.HistoryID, EmailStatus: StatusError}, nil
+	}
+	return DecodeHistory(b)
 }
