@@ -13,26 +13,27 @@ import (
 	"sort"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/pkg/dlq"
 )
 
 // Source reads a dead-letter topic.
 type Source interface {
-	// Scan calls fn for every message of the topic, partition by partition,
-	// from the first offset to the end offsets as of the call: it ends, it
-	// does not tail. An error from fn stops the scan and is returned.
-	Scan(ctx context.Context, fn func(kafka.Message) error) error
+	// Scan calls fn for every message of the topic, each partition in
+	// offset order, from the first offset to the end offsets as of the
+	// call: it ends, it does not tail. An error from fn stops the scan and
+	// is returned.
+	Scan(ctx context.Context, fn func(*kgo.Record) error) error
 	// Fetch returns the message at partition:offset, or an error wrapping
 	// ErrNotFound that says why there is none.
-	Fetch(ctx context.Context, partition int, offset int64) (kafka.Message, error)
+	Fetch(ctx context.Context, partition int, offset int64) (*kgo.Record, error)
 }
 
-// Publisher writes a message to the topic it names and returns once the
+// Publisher writes a record to the topic it names and returns once the
 // broker acknowledged it.
 type Publisher interface {
-	Publish(ctx context.Context, m kafka.Message) error
+	Publish(ctx context.Context, r *kgo.Record) error
 }
 
 // Marks stores what was done with the entries of dead-letter topics.
@@ -71,7 +72,7 @@ type Mark struct {
 type Item struct {
 	dlq.Entry
 	// Stored are the headers as stored in the dead-letter topic, dlq-* included.
-	Stored []kafka.Header
+	Stored []kgo.RecordHeader
 	// EventID is the original event's id, "" when it cannot be told.
 	EventID string
 	// Mark is the entry's mark; its State is "" for a new entry.
@@ -96,9 +97,12 @@ type Queue struct {
 	pub   Publisher
 	marks Marks
 
-	// PublishTimeout bounds publishing and recording one replayed entry,
-	// which is finished even after an interrupt. Default 30s.
+	// PublishTimeout bounds publishing and recording one replayed entry.
+	// Default 30s.
 	PublishTimeout time.Duration
+	// InterruptGrace is how long the entry in flight may still take to be
+	// published and recorded once the replay is interrupted. Default 2s.
+	InterruptGrace time.Duration
 }
 
 // New returns the queue of dead-letter topic, read through src, replayed
@@ -107,7 +111,7 @@ func New(topic string, src Source, pub Publisher, marks Marks) (*Queue, error) {
 	if topic == "" || src == nil || pub == nil || marks == nil {
 		return nil, errors.New("dead-letter queue: a topic, a source, a publisher and a marks store are required")
 	}
-	return &Queue{topic: topic, src: src, pub: pub, marks: marks, PublishTimeout: 30 * time.Second}, nil
+	return &Queue{topic: topic, src: src, pub: pub, marks: marks, PublishTimeout: 30 * time.Second, InterruptGrace: 2 * time.Second}, nil
 }
 
 // Topic is the dead-letter topic's name.
@@ -162,7 +166,7 @@ func (q *Queue) scan(ctx context.Context, f Filter, invalid *int, fn func(Item))
 	if err != nil {
 		return fmt.Errorf("load marks: %w", err)
 	}
-	err = q.src.Scan(ctx, func(m kafka.Message) error {
+	err = q.src.Scan(ctx, func(m *kgo.Record) error {
 		it, err := newItem(m, marks)
 		if err != nil {
 			*invalid++
@@ -179,7 +183,7 @@ func (q *Queue) scan(ctx context.Context, f Filter, invalid *int, fn func(Item))
 	return nil
 }
 
-func newItem(m kafka.Message, marks map[string]Mark) (Item, error) {
+func newItem(m *kgo.Record, marks map[string]Mark) (Item, error) {
 	e, err := dlq.Parse(m)
 	if err != nil {
 		return Item{}, err

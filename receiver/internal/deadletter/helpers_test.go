@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/migrations"
 	"github.com/invoicesync/invoicesync/pkg/contract"
@@ -33,8 +33,11 @@ func newFixture(t *testing.T) *fixture {
 	d := testsupport.MigratedDatabase(t, migrations.Receiver)
 	k := testsupport.NewKafka(t)
 	f := &fixture{k: k, orig: k.Topic(t, "orig", 2), dlq: k.Topic(t, "orig-dlq", 2), marks: NewPostgresMarks(d.Pool)}
-	pub := NewKafkaPublisher(k.Conn)
-	t.Cleanup(func() { _ = pub.Close() })
+	pub, err := NewKafkaPublisher(k.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
 	q, err := New(f.dlq, NewKafkaSource(k.Conn, f.dlq), pub, f.marks)
 	if err != nil {
 		t.Fatal(err)
@@ -62,11 +65,11 @@ func testEventID(n int) string { return fmt.Sprintf("00000000-0000-4000-8000-%01
 // entry (from 1) carries event n.
 func (f *fixture) produce(t *testing.T, entries ...dead) {
 	t.Helper()
-	msgs := make([]kafka.Message, 0, len(entries))
+	msgs := make([]*kgo.Record, 0, len(entries))
 	for i, d := range entries {
 		orig := f.event(t, i+1, d)
 		m := dlq.Build(orig, dlq.Failure{Class: d.class, Reason: d.reason, Group: "g", At: d.failedAt})
-		m.Partition = d.partition
+		m.Partition = int32(d.partition) //nolint:gosec // test partitions
 		msgs = append(msgs, m)
 	}
 	f.write(t, f.dlq, msgs...)
@@ -74,7 +77,7 @@ func (f *fixture) produce(t *testing.T, entries ...dead) {
 
 // event is the original message of entry n as the relay published it; an
 // attempt above 1 is carried as a replay header, as a replayed event is.
-func (f *fixture) event(t *testing.T, n int, d dead) kafka.Message {
+func (f *fixture) event(t *testing.T, n int, d dead) *kgo.Record {
 	t.Helper()
 	value := []byte(d.value)
 	if d.value == "" {
@@ -92,18 +95,18 @@ func (f *fixture) event(t *testing.T, n int, d dead) kafka.Message {
 			t.Fatal(err)
 		}
 	}
-	hs := []kafka.Header{{Key: contract.HeaderEventID, Value: []byte(testEventID(n))},
+	hs := []kgo.RecordHeader{{Key: contract.HeaderEventID, Value: []byte(testEventID(n))},
 		{Key: contract.HeaderAggregateID, Value: []byte(d.key)}}
 	if d.attempt > 1 {
-		hs = append(hs, kafka.Header{Key: dlq.HeaderReplayAttempt, Value: []byte(strconv.Itoa(d.attempt - 1))})
+		hs = append(hs, kgo.RecordHeader{Key: dlq.HeaderReplayAttempt, Value: []byte(strconv.Itoa(d.attempt - 1))})
 	}
-	return kafka.Message{Topic: f.orig, Partition: 1, Offset: int64(100 + n), Key: []byte(d.key), Value: value, Headers: hs}
+	return &kgo.Record{Topic: f.orig, Partition: 1, Offset: int64(100 + n), Key: []byte(d.key), Value: value, Headers: hs}
 }
 
 // write produces msgs to topic, each to the partition it names.
-func (f *fixture) write(t *testing.T, topic string, msgs ...kafka.Message) {
+func (f *fixture) write(t *testing.T, topic string, msgs ...*kgo.Record) {
 	t.Helper()
-	f.k.Produce(t, topic, testsupport.ByPartition, msgs...)
+	f.k.ProduceToPartitions(t, topic, msgs...)
 }
 
 // standard are four entries over both partitions, then a message that is
@@ -124,7 +127,7 @@ func (f *fixture) standard(t *testing.T) {
 		dead{partition: 1, key: "3", class: dlq.ClassSchema, reason: "version: must be positive",
 			failedAt: t0.Add(3 * time.Hour), attempt: 5},
 	)
-	f.write(t, f.dlq, kafka.Message{Partition: 1, Key: []byte("x"), Value: []byte("stray")})
+	f.write(t, f.dlq, &kgo.Record{Partition: 1, Key: []byte("x"), Value: []byte("stray")})
 }
 
 func ids(items []Item) []string {

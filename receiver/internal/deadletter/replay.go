@@ -153,9 +153,9 @@ type Limiter interface {
 // Replay republishes each item's ReplayMessage to its original topic, one
 // at a time, waiting for lim before each, and records it as replayed right
 // after the broker acknowledged it, so a replay run again skips it. When ctx
-// is cancelled, it finishes the entry in flight and returns ErrInterrupted.
-// progress (may be nil) is called after each entry. It returns how many
-// entries it replayed.
+// is cancelled, it finishes the entry in flight (within InterruptGrace) and
+// returns ErrInterrupted. progress (may be nil) is called after each entry.
+// It returns how many entries it replayed.
 func (q *Queue) Replay(ctx context.Context, items []Item, lim Limiter, progress func(done int, it Item)) (int, error) {
 	for i, it := range items {
 		if err := lim.Wait(ctx); err != nil || ctx.Err() != nil {
@@ -171,11 +171,24 @@ func (q *Queue) Replay(ctx context.Context, items []Item, lim Limiter, progress 
 	return len(items), nil
 }
 
-// replayOne publishes and records one entry; an interrupt does not cut it
-// short (PublishTimeout bounds it instead).
+// replayOne publishes and records one entry. An interrupt gives it
+// InterruptGrace more to finish, so a healthy broker's acknowledgement is
+// still recorded while a hung one does not hold the stop up; PublishTimeout
+// bounds it in any case.
 func (q *Queue) replayOne(ctx context.Context, it Item) error {
+	parent := ctx
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), q.PublishTimeout)
 	defer cancel()
+	stopGrace := context.AfterFunc(parent, func() {
+		t := time.NewTimer(q.InterruptGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-ctx.Done():
+		}
+	})
+	defer stopGrace()
 	if err := q.pub.Publish(ctx, it.ReplayMessage()); err != nil {
 		return fmt.Errorf("replay %s to %s: %w", it.ID, it.OriginalTopic, err)
 	}

@@ -9,23 +9,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/pkg/contract"
 	"github.com/invoicesync/invoicesync/pkg/dlq"
+	"github.com/invoicesync/invoicesync/pkg/testsupport"
 )
 
 // replayed reads the original topic and returns its messages by event id.
-func (f *fixture) replayed(t *testing.T, want int) map[string][]kafka.Message {
+func (f *fixture) replayed(t *testing.T, want int) map[string][]*kgo.Record {
 	t.Helper()
-	out := map[string][]kafka.Message{}
+	out := map[string][]*kgo.Record{}
 	for _, m := range f.k.ReadAll(t, f.orig, want, 30*time.Second) {
-		id := ""
-		for _, h := range m.Headers {
-			if h.Key == contract.HeaderEventID {
-				id = string(h.Value)
-			}
-		}
+		id := testsupport.Header(m, contract.HeaderEventID)
 		out[id] = append(out[id], m)
 	}
 	return out
@@ -71,7 +67,7 @@ func TestReplay(t *testing.T) {
 	got := f.replayed(t, 1)
 	m := got[testEventID(3)]
 	if len(got) != 1 || len(m) != 1 || string(m[0].Key) != "1" || !strings.Contains(string(m[0].Value), testEventID(3)) ||
-		dlq.ReplayAttempt(m[0]) != 2 || header(m[0], contract.HeaderAggregateID) != "1" || header(m[0], dlq.HeaderReason) != "" {
+		dlq.ReplayAttempt(m[0]) != 2 || testsupport.Header(m[0], contract.HeaderAggregateID) != "1" || testsupport.Header(m[0], dlq.HeaderReason) != "" {
 		t.Fatalf("replayed 1:0 = %+v", got)
 	}
 
@@ -165,15 +161,6 @@ func TestMarkHandledThenReplayAll(t *testing.T) {
 	if p := f.plan(t, Selection{IDs: []string{"0:0"}}, ReplayOptions{}); len(p.Replay) != 1 {
 		t.Fatalf("unmarked entry not replayable: skipped %+v", p.Skipped)
 	}
-}
-
-func header(m kafka.Message, key string) string {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }
 
 // The same message dead-lettered twice (a consumer crashed between the
