@@ -37,26 +37,49 @@ type Config struct {
 	// collecting messages that are already there before handing the batch
 	// over: the most latency batching adds. Default 1ms.
 	BatchLinger time.Duration
-	// MinBytes is the least data a fetch waits for. Default 1, so a single
-	// message is delivered at once.
+	// MinBytes is the least data a fetch waits for (kgo.FetchMinBytes).
+	// Default 1, so a single message is delivered at once.
 	MinBytes int
-	// MaxBytes caps one fetch response (the broker still sends a record
-	// batch larger than that whole). Up to two responses per partition are
-	// held in memory ahead of the handler. Default 1 MiB: about 1,000
-	// messages of 1 KiB, two full batches.
+	// MaxBytes caps one partition's share of a fetch response
+	// (kgo.FetchMaxPartitionBytes; the broker still sends a record batch
+	// larger than that whole); a whole response is capped at 32 times that
+	// (kgo.FetchMaxBytes). A partition whose handler is busy or retrying is
+	// paused once BatchSize messages wait for it, so what is held in memory
+	// ahead of the handler stays bounded. Default 1 MiB.
 	MaxBytes int
 	// MaxWait is how long the broker holds a fetch while it has less than
-	// MinBytes for it. A message that arrives ends the wait, so it does not
-	// add latency; it sets how often an idle partition asks. Default 500ms.
+	// MinBytes for it (kgo.FetchMaxWait). A message that arrives ends the
+	// wait, so it does not add latency; it sets how often an idle member
+	// asks. The response itself may take longer: the client gives it its
+	// request timeout on top. Default 500ms.
 	MaxWait time.Duration
-	// FetchTimeout is how long a fetch response may take beyond MaxWait
-	// before the connection is dropped and the fetch retried, like Kafka's
-	// request.timeout.ms. Default 30s.
-	FetchTimeout time.Duration
-	// SessionTimeout is how long the group coordinator waits for a heartbeat
-	// before it hands this member's partitions to another. Default 30s.
-	// Heartbeats are sent every third of it, at most every 3s.
+	// Protocol is the group protocol: ProtocolCooperativeSticky (default),
+	// the classic protocol with incremental rebalances, where a rebalance
+	// moves only the partitions that change owner and the others keep
+	// flowing; or ProtocolConsumer, KIP-848's next-generation protocol (Kafka
+	// 4.0+), where the broker assigns the partitions and SessionTimeout and
+	// HeartbeatInterval are the broker's settings
+	// (group.consumer.session.timeout.ms, default 45s, and
+	// group.consumer.heartbeat.interval.ms), not these.
+	Protocol string
+	// InstanceID, when set, makes this member static (KIP-345,
+	// group.instance.id; e.g. the pod name): a restart within
+	// SessionTimeout gets its partitions back without a rebalance, and
+	// stopping does not leave the group, so its partitions move only once
+	// the session timed out. Each member needs its own. Default empty: a
+	// dynamic member, which leaves the group when it stops.
+	InstanceID string
+	// SessionTimeout is how long the group coordinator waits for a
+	// heartbeat before it hands this member's partitions to another: with
+	// the defaults a crashed member's partitions move within about 8s. It
+	// must lie within the broker's group.min.session.timeout.ms (Kafka's
+	// default 6s) and group.max.session.timeout.ms. Default 6s.
 	SessionTimeout time.Duration
+	// HeartbeatInterval is how often the member tells the coordinator it is
+	// alive, and so how soon it learns that a rebalance started. At most a
+	// third of SessionTimeout. Default 1s, or a third of SessionTimeout when
+	// that is shorter.
+	HeartbeatInterval time.Duration
 	// RebalanceTimeout is how long the coordinator waits for every member
 	// to rejoin during a rebalance; it must exceed DrainTimeout so a member
 	// finishing its batches is not thrown out. Default 30s.
@@ -83,19 +106,33 @@ type Config struct {
 	LagInterval time.Duration
 }
 
+// Group protocols (Config.Protocol).
+const (
+	// ProtocolCooperativeSticky is the classic group protocol with the
+	// cooperative-sticky balancer: incremental rebalances.
+	ProtocolCooperativeSticky = "cooperative-sticky"
+	// ProtocolConsumer is KIP-848's next-generation protocol (Kafka 4.0+):
+	// the broker assigns the partitions.
+	ProtocolConsumer = "consumer"
+)
+
+// maxFetchBytes is the largest MaxBytes: 32 times it must fit a fetch
+// request's int32.
+const maxFetchBytes = 1 << 25
+
 // Defaults of Config.
 const (
-	DefaultBatchSize        = 500
-	DefaultBatchLinger      = time.Millisecond
-	DefaultMaxBytes         = 1 << 20
-	DefaultMaxWait          = 500 * time.Millisecond
-	DefaultFetchTimeout     = 30 * time.Second
-	DefaultSessionTimeout   = 30 * time.Second
-	DefaultRebalanceTimeout = 30 * time.Second
-	DefaultMinBackoff       = 100 * time.Millisecond
-	DefaultMaxBackoff       = 10 * time.Second
-	DefaultDrainTimeout     = 10 * time.Second
-	DefaultLagInterval      = 10 * time.Second
+	DefaultBatchSize         = 500
+	DefaultBatchLinger       = time.Millisecond
+	DefaultMaxBytes          = 1 << 20
+	DefaultMaxWait           = 500 * time.Millisecond
+	DefaultSessionTimeout    = 6 * time.Second
+	DefaultHeartbeatInterval = time.Second
+	DefaultRebalanceTimeout  = 30 * time.Second
+	DefaultMinBackoff        = 100 * time.Millisecond
+	DefaultMaxBackoff        = 10 * time.Second
+	DefaultDrainTimeout      = 10 * time.Second
+	DefaultLagInterval       = 10 * time.Second
 )
 
 // SetDefaults fills the zero fields with their defaults.
@@ -106,8 +143,9 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.MinBytes, 1)
 	setDefault(&c.MaxBytes, DefaultMaxBytes)
 	setDefault(&c.MaxWait, DefaultMaxWait)
-	setDefault(&c.FetchTimeout, DefaultFetchTimeout)
+	setDefault(&c.Protocol, ProtocolCooperativeSticky)
 	setDefault(&c.SessionTimeout, DefaultSessionTimeout)
+	setDefault(&c.HeartbeatInterval, min(DefaultHeartbeatInterval, c.SessionTimeout/3))
 	setDefault(&c.RebalanceTimeout, DefaultRebalanceTimeout)
 	setDefault(&c.MinBackoff, DefaultMinBackoff)
 	setDefault(&c.MaxBackoff, DefaultMaxBackoff)
@@ -141,10 +179,17 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("consumer max bytes: %d is below min bytes %d", c.MaxBytes, c.MinBytes)
 	case c.MaxWait <= 0:
 		return fmt.Errorf("consumer max wait: must be positive, got %v", c.MaxWait)
-	case c.FetchTimeout <= 0:
-		return fmt.Errorf("consumer fetch timeout: must be positive, got %v", c.FetchTimeout)
+	case c.MaxBytes > maxFetchBytes:
+		return fmt.Errorf("consumer max bytes: must be at most %d, got %d", maxFetchBytes, c.MaxBytes)
+	case c.Protocol != ProtocolCooperativeSticky && c.Protocol != ProtocolConsumer:
+		return fmt.Errorf("consumer group protocol: %q is neither %q nor %q", c.Protocol, ProtocolCooperativeSticky, ProtocolConsumer)
+	case !validInstanceID(c.InstanceID):
+		return fmt.Errorf("consumer group instance id: %q must be at most 249 of the characters a-z, A-Z, 0-9, '.', '_' and '-'", c.InstanceID)
 	case c.SessionTimeout < time.Second:
 		return fmt.Errorf("consumer session timeout: must be at least 1s, got %v", c.SessionTimeout)
+	case c.HeartbeatInterval <= 0 || c.HeartbeatInterval > c.SessionTimeout/3:
+		return fmt.Errorf("consumer heartbeat interval: must be positive and at most a third of the session timeout %v, got %v",
+			c.SessionTimeout, c.HeartbeatInterval)
 	case c.MinBackoff <= 0:
 		return fmt.Errorf("consumer min backoff: must be positive, got %v", c.MinBackoff)
 	case c.MaxBackoff < c.MinBackoff:
@@ -163,9 +208,24 @@ func (c *Config) Validate() error {
 func (c Config) String() string {
 	return "topic=" + c.Topic + " group=" + c.GroupID + " dlq_topic=" + c.DLQTopic +
 		" batch_size=" + strconv.Itoa(c.BatchSize) + " merge_partitions=" + strconv.FormatBool(c.MergePartitions) + " batch_linger=" + c.BatchLinger.String() +
-		" max_wait=" + c.MaxWait.String() + " fetch_timeout=" + c.FetchTimeout.String() +
-		" max_bytes=" + strconv.Itoa(c.MaxBytes) + " session_timeout=" + c.SessionTimeout.String() +
+		" max_wait=" + c.MaxWait.String() + " max_bytes=" + strconv.Itoa(c.MaxBytes) +
+		" protocol=" + c.Protocol + " instance_id=" + c.InstanceID +
+		" session_timeout=" + c.SessionTimeout.String() + " heartbeat_interval=" + c.HeartbeatInterval.String() +
 		" rebalance_timeout=" + c.RebalanceTimeout.String() +
 		" backoff=" + c.MinBackoff.String() + ".." + c.MaxBackoff.String() +
 		" drain_timeout=" + c.DrainTimeout.String() + " min_bytes=" + strconv.Itoa(c.MinBytes)
+}
+
+// validInstanceID reports whether id is empty or a legal Kafka
+// group.instance.id.
+func validInstanceID(id string) bool {
+	if len(id) > 249 || id == "." || id == ".." {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }

@@ -24,8 +24,13 @@ func TestConfigValidateNamesTheSetting(t *testing.T) {
 		"backoff inverted":  {func(c *consume.Config) { c.MaxBackoff = time.Millisecond }, "max backoff"},
 		"short session":     {func(c *consume.Config) { c.SessionTimeout = time.Millisecond }, "session timeout"},
 		"negative wait":     {func(c *consume.Config) { c.MaxWait = -time.Second }, "max wait"},
-		"no fetch timeout":  {func(c *consume.Config) { c.FetchTimeout = -time.Second }, "fetch timeout"},
 		"rebalance < drain": {func(c *consume.Config) { c.RebalanceTimeout = c.DrainTimeout }, "rebalance timeout"},
+		"slow heartbeat":    {func(c *consume.Config) { c.HeartbeatInterval = c.SessionTimeout / 2 }, "heartbeat interval"},
+		"no heartbeat":      {func(c *consume.Config) { c.HeartbeatInterval = -time.Second }, "heartbeat interval"},
+		"unknown protocol":  {func(c *consume.Config) { c.Protocol = "range" }, "group protocol"},
+		"bad instance id":   {func(c *consume.Config) { c.InstanceID = "pod 1" }, "group instance id"},
+		"long instance id":  {func(c *consume.Config) { c.InstanceID = strings.Repeat("p", 250) }, "group instance id"},
+		"huge max bytes":    {func(c *consume.Config) { c.MaxBytes = 1 << 30 }, "max bytes"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -39,10 +44,25 @@ func TestConfigValidateNamesTheSetting(t *testing.T) {
 	}
 	c := consume.Config{Topic: "t", GroupID: "g"}
 	c.SetDefaults()
-	if err := c.Validate(); err != nil || c.MaxWait != consume.DefaultMaxWait || c.FetchTimeout != 30*time.Second || c.MaxBackoff != 10*time.Second ||
+	if err := c.Validate(); err != nil || c.MaxWait != consume.DefaultMaxWait || c.MaxBackoff != 10*time.Second ||
+		c.SessionTimeout != 6*time.Second || c.HeartbeatInterval != time.Second || c.RebalanceTimeout != 30*time.Second ||
+		c.Protocol != consume.ProtocolCooperativeSticky || c.InstanceID != "" ||
 		c.MinBackoff != 100*time.Millisecond || c.BatchSize != 500 || c.DLQTopic != dlq.Topic("t") ||
 		c.BatchLinger <= 0 || c.BatchLinger > 2*time.Millisecond {
 		t.Fatalf("defaults: %+v, Validate = %v", c, err)
+	}
+	// A crashed member's partitions must move within 10s: a session and
+	// a heartbeat to notice, and a rebalance.
+	if c.SessionTimeout+c.HeartbeatInterval > 8*time.Second {
+		t.Fatalf("default session timeout %v + heartbeat %v leave too little of 10s for the rebalance", c.SessionTimeout, c.HeartbeatInterval)
+	}
+	// A short session gets a shorter heartbeat by default; static members
+	// and the next-generation protocol are accepted.
+	c = consume.Config{Topic: "t", GroupID: "g", SessionTimeout: 1500 * time.Millisecond,
+		InstanceID: "receiver-0.pod_1", Protocol: consume.ProtocolConsumer}
+	c.SetDefaults()
+	if err := c.Validate(); err != nil || c.HeartbeatInterval != 500*time.Millisecond {
+		t.Fatalf("short session: heartbeat %v, Validate = %v", c.HeartbeatInterval, err)
 	}
 }
 

@@ -3,10 +3,17 @@
 // handler succeeded or the message at fault was dead-lettered, so no message
 // is ever skipped:
 //
-//   - Every partition assigned to the member has its own goroutines and
-//     fetch connection and progresses on its own: a partition waiting for
-//     a failing dependency holds back only itself. A fetch gives the
-//     broker MaxWait to wait for data and the response FetchTimeout more.
+//   - The member is one franz-go client (kgo) in a cooperative-sticky group
+//     (or KIP-848's, Config.Protocol), reading with read_committed
+//     isolation: records of aborted transactions and transaction markers
+//     never reach the handler. A crashed member's partitions move to
+//     another within SessionTimeout plus a heartbeat.
+//   - Every partition assigned to the member has its own goroutine and
+//     progresses on its own: one poll loop hands each partition the records
+//     fetched for it, and pauses fetching a partition whose handler is
+//     busy or retrying once a full batch waits for it, so a partition
+//     waiting for a failing dependency holds back only itself and memory
+//     stays bounded.
 //   - A batch is the messages of one partition that are already there when
 //     the first arrives (up to Config.BatchSize); the handler applies it
 //     atomically or fails it as a whole. With Config.MergePartitions the
@@ -20,6 +27,9 @@
 //     to the dead-letter topic with the reason (pkg/dlq) before its offset
 //     is committed. A failed publish is retried; the offset never moves
 //     past a message that is neither handled nor dead-lettered.
+//   - A revoked partition finishes its batch in flight within
+//     DrainTimeout and commits it before the revocation completes; a lost
+//     one (the session expired) stops without committing.
 //
 // Delivery is at least once: a batch whose commit did not happen (a crash, a
 // rebalance, a failed commit) is delivered again, so handlers must be
@@ -31,34 +41,38 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/pkg/kafkasec"
 	"github.com/invoicesync/invoicesync/pkg/logging"
 )
 
-// BatchHandler processes consecutive messages of one partition, in offset
+// BatchHandler processes consecutive records of one partition, in offset
 // order (of several partitions, each in offset order, with
-// Config.MergePartitions). It returns nil only once every message's effects are durable (its
-// database transaction committed), and applies all of them or none: on an
-// error the consumer hands the same messages over again (transient) or one
-// at a time (permanent, see Permanent). The context carries a logger
-// (logging.Ctx) with the topic, partition and offsets; it outlives a
-// shutdown request by Config.DrainTimeout.
+// Config.MergePartitions). It returns nil only once every record's effects
+// are durable (its database transaction committed), and applies all of them
+// or none: on an error the consumer hands the same records over again
+// (transient) or one at a time (permanent, see Permanent). The context
+// carries a logger (logging.Ctx) with the topic, partition and offsets; it
+// outlives a shutdown request or a revocation by Config.DrainTimeout. The
+// records must not be modified.
 type BatchHandler interface {
-	HandleBatch(ctx context.Context, msgs []kafka.Message) error
+	HandleBatch(ctx context.Context, recs []*kgo.Record) error
 }
 
 // BatchHandlerFunc adapts a function to BatchHandler.
-type BatchHandlerFunc func(ctx context.Context, msgs []kafka.Message) error
+type BatchHandlerFunc func(ctx context.Context, recs []*kgo.Record) error
 
 // HandleBatch calls f.
-func (f BatchHandlerFunc) HandleBatch(ctx context.Context, msgs []kafka.Message) error {
-	return f(ctx, msgs)
+func (f BatchHandlerFunc) HandleBatch(ctx context.Context, recs []*kgo.Record) error {
+	return f(ctx, recs)
 }
 
 // Stats are counters since the consumer was made.
@@ -86,13 +100,23 @@ type Consumer struct {
 	conn    *kafkasec.Conn
 	h       BatchHandler
 	log     zerolog.Logger
-	dlq     *kafka.Writer
 	stats   counters
 	metrics *consumerMetrics // nil: no metrics
+
+	// Set by Run before the group is joined.
+	cl     *kgo.Client // the group member
+	dlq    *kgo.Client // the dead-letter producer
+	runCtx context.Context
+	fail   context.CancelCauseFunc
+	merger *merger // nil without MergePartitions
+
+	mu      sync.Mutex
+	parts   map[int32]*partition // the partitions assigned now
+	closing bool                 // Run is stopping: assign nothing more
 }
 
 // New validates cfg (after filling its defaults) and returns a consumer that
-// reads cfg.Topic through conn, hands the messages to h and dead-letters
+// reads cfg.Topic through conn, hands the records to h and dead-letters
 // to cfg.DLQTopic, and registers its series on cfg.Metrics when set. It
 // does no I/O.
 func New(cfg Config, conn *kafkasec.Conn, h BatchHandler, log zerolog.Logger) (*Consumer, error) {
@@ -107,17 +131,8 @@ func New(cfg Config, conn *kafkasec.Conn, h BatchHandler, log zerolog.Logger) (*
 	if err != nil {
 		return nil, err
 	}
-	return &Consumer{cfg: cfg, conn: conn, h: h, metrics: m,
-		log: log.With().Str(logging.FieldTopic, cfg.Topic).Str("group_id", cfg.GroupID).Logger(),
-		dlq: &kafka.Writer{
-			Addr:         kafka.TCP(conn.Brokers()...),
-			Topic:        cfg.DLQTopic,
-			Balancer:     &kafka.Murmur2Balancer{},
-			RequiredAcks: kafka.RequireAll,
-			BatchTimeout: time.Millisecond,
-			MaxAttempts:  1, // the consumer retries, with its own backoff and logs
-			Transport:    conn.Transport(),
-		}}, nil
+	return &Consumer{cfg: cfg, conn: conn, h: h, metrics: m, parts: map[int32]*partition{},
+		log: log.With().Str(logging.FieldTopic, cfg.Topic).Str("group_id", cfg.GroupID).Logger()}, nil
 }
 
 // Stats returns the counters so far; safe while Run runs.
@@ -127,36 +142,52 @@ func (c *Consumer) Stats() Stats {
 		Retries: s.retries.Load(), DeadLetterRetries: s.dlqRetries.Load(), CommitFailures: s.commitFailures.Load()}
 }
 
-// Run checks the connection and both topics (failing fast on wrong
-// credentials or a missing topic), joins the group and consumes until ctx
-// is cancelled. On cancellation every partition finishes its batch in
-// flight within Config.DrainTimeout and commits it, the member leaves the
-// group, and Run returns nil. It returns an error when the brokers cannot
-// be reached, reject the credentials or lack a topic. Call it once.
+// Run waits for the brokers (retrying an unreachable one for the
+// connection's StartupTimeout, failing at once on wrong credentials, a
+// refused authorization or a missing topic), joins the group and consumes
+// until ctx is cancelled. On cancellation every partition finishes its
+// batch in flight within Config.DrainTimeout and commits it, the member
+// leaves the group (a static member stays in it until its session times
+// out), and Run returns nil. It returns an error when the brokers cannot
+// be reached, reject the credentials or an authorization, lack a topic, or
+// refuse the group settings. Call it once.
 func (c *Consumer) Run(ctx context.Context) error {
-	defer func() {
-		if err := c.dlq.Close(); err != nil {
-			c.log.Warn().Err(err).Msg("close dead-letter writer")
-		}
-	}()
-	if err := c.preflight(ctx); err != nil {
+	if err := c.conn.WaitReady(ctx, c.log, c.cfg.Topic, c.cfg.DLQTopic); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return fmt.Errorf("consume %s: %w", c.cfg.Topic, err)
 	}
-	cg, err := kafka.NewConsumerGroup(c.groupConfig())
-	if err != nil {
-		return fmt.Errorf("consume %s: %w", c.cfg.Topic, err)
-	}
 	runCtx, fail := context.WithCancelCause(ctx)
 	defer fail(nil)
-	c.log.Info().Str("dlq_topic", c.cfg.DLQTopic).Int("batch_size", c.cfg.BatchSize).Msg("consuming")
-	c.followGenerations(runCtx, cg, fail)
-	// Closing the group ends the current generation: every partition
-	// finishes its batch (within DrainTimeout), commits it and stops; only
-	// then does the member leave the group.
-	_ = cg.Close()
+	c.runCtx, c.fail = runCtx, fail
+	var err error
+	if c.dlq, err = c.conn.NewClient(c.deadLetterOpts()...); err != nil {
+		return fmt.Errorf("consume %s: %w", c.cfg.Topic, err)
+	}
+	defer c.dlq.Close()
+	if c.cl, err = c.conn.NewClient(c.groupOpts()...); err != nil {
+		return fmt.Errorf("consume %s: %w", c.cfg.Topic, err)
+	}
+	var mergerDone sync.WaitGroup
+	if c.cfg.MergePartitions {
+		c.merger = newMerger(c)
+		mergerDone.Go(c.merger.run)
+	}
+	c.log.Info().Str("dlq_topic", c.cfg.DLQTopic).Int("batch_size", c.cfg.BatchSize).
+		Str("protocol", c.cfg.Protocol).Str("instance_id", c.cfg.InstanceID).Msg("consuming")
+	c.poll(runCtx)
+	// Every partition finishes its batch in flight (within DrainTimeout),
+	// commits it and stops; only then does the member leave the group.
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	c.revoke(c.assigned(), true)
+	if c.merger != nil {
+		c.merger.stop()
+		mergerDone.Wait()
+	}
+	c.cl.Close()
 	if ctx.Err() == nil {
 		if cause := context.Cause(runCtx); cause != nil {
 			return fmt.Errorf("consume %s: %w", c.cfg.Topic, cause)
@@ -166,83 +197,206 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return nil
 }
 
-func (c *Consumer) preflight(ctx context.Context) error {
-	if err := c.conn.Check(ctx); err != nil {
-		return err
+// groupOpts are the options of the group member's client.
+func (c *Consumer) groupOpts() []kgo.Opt {
+	opts := []kgo.Opt{
+		kgo.ConsumerGroup(c.cfg.GroupID),
+		kgo.ConsumeTopics(c.cfg.Topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.DisableAutoCommit(),
+		// A group without a committed offset starts at the partition's
+		// first message, and so does a committed offset that retention
+		// deleted (OFFSET_OUT_OF_RANGE; logged by deliver).
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.SessionTimeout(c.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(c.cfg.HeartbeatInterval),
+		kgo.RebalanceTimeout(c.cfg.RebalanceTimeout),
+		kgo.FetchMinBytes(int32(c.cfg.MinBytes)),          //nolint:gosec // validated
+		kgo.FetchMaxPartitionBytes(int32(c.cfg.MaxBytes)), //nolint:gosec // validated
+		kgo.FetchMaxBytes(int32(32 * c.cfg.MaxBytes)),     //nolint:gosec // validated
+		kgo.FetchMaxWait(c.cfg.MaxWait),
+		// The poll loop hands records over and allows the rebalance at
+		// once; blocking it meanwhile means a revocation never races
+		// records of the revoked partition on their way to its goroutine.
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(c.onAssigned),
+		kgo.OnPartitionsRevoked(c.onRevoked),
+		kgo.OnPartitionsLost(c.onLost),
+		kgo.WithLogger(kgoLogger{log: c.log.With().Str("component", "kgo").Logger()}),
+		kgo.WithHooks(requestFailureLog{ctx: c.runCtx, log: c.log}),
 	}
-	return c.conn.CheckTopics(ctx, c.cfg.Topic, c.cfg.DLQTopic)
+	if c.cfg.Protocol == ProtocolConsumer {
+		opts = append(opts, kgo.Balancers(kgo.StickyBalancer()), kgo.ServerSideBalancer())
+	} else {
+		opts = append(opts, kgo.Balancers(kgo.CooperativeStickyBalancer()))
+	}
+	if c.cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(c.cfg.InstanceID))
+	}
+	return opts
 }
 
-// followGenerations runs each generation of the group in turn until ctx
-// ends or a partition reports a fatal error through fail.
-func (c *Consumer) followGenerations(ctx context.Context, cg *kafka.ConsumerGroup, fail context.CancelCauseFunc) {
+// deadLetterTimeout bounds one dead-letter publish attempt; a failed one is
+// retried with the consumer's backoff.
+const deadLetterTimeout = 30 * time.Second
+
+// deadLetterOpts are the options of the dead-letter producer: kgo's
+// defaults (acks=all, idempotent), keyed like the Java client, without
+// lingering.
+func (c *Consumer) deadLetterOpts() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.DefaultProduceTopic(c.cfg.DLQTopic),
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.ProducerLinger(0),
+		kgo.RecordDeliveryTimeout(deadLetterTimeout),
+		kgo.WithLogger(kgoLogger{log: c.log.With().Str("component", "kgo-dlq").Logger()}),
+	}
+}
+
+// poll hands what the client fetches to the partitions until ctx ends or
+// the group fails for good.
+func (c *Consumer) poll(ctx context.Context) {
 	for {
-		gen, err := cg.Next(ctx)
-		switch {
-		case err == nil:
-			c.startGeneration(ctx, gen, fail)
-		case ctx.Err() != nil || errors.Is(err, kafka.ErrGroupClosed):
+		fs := c.cl.PollFetches(ctx)
+		if ctx.Err() != nil || fs.IsClientClosed() {
+			c.cl.AllowRebalance()
 			return
-		default:
-			err = c.conn.Explain("", err)
-			if errors.Is(err, kafkasec.ErrAuthentication) {
-				fail(err)
-				return
-			}
-			if errors.Is(err, kafka.InvalidSessionTimeout) {
-				// Retrying cannot help: it is this process's configuration.
-				fail(fmt.Errorf("the broker refuses session timeout %s: it must lie within the broker's "+
-					"group.min.session.timeout.ms and group.max.session.timeout.ms: %w", c.cfg.SessionTimeout, err))
-				return
-			}
-			// kafka-go backs off before its next attempt to join.
-			c.log.Warn().Err(err).Msg("joining the consumer group failed; trying again")
+		}
+		fs.EachError(func(topic string, partition int32, err error) { c.pollError(topic, partition, err) })
+		fs.EachPartition(c.deliver)
+		c.cl.AllowRebalance()
+	}
+}
+
+// pollError ends Run on an error that retrying cannot fix and logs the
+// others, which the client retries.
+func (c *Consumer) pollError(topic string, partition int32, err error) {
+	if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+		return
+	}
+	err = c.conn.Explain("", err)
+	switch {
+	case kafkasec.Fatal(err):
+		c.fail(err)
+	case errors.Is(err, kerr.InvalidSessionTimeout):
+		// Retrying cannot help: it is this process's configuration.
+		c.fail(fmt.Errorf("the broker refuses the consumer session timeout %s (heartbeat interval %s): it must lie "+
+			"within the broker's group.min.session.timeout.ms and group.max.session.timeout.ms: %w",
+			c.cfg.SessionTimeout, c.cfg.HeartbeatInterval, err))
+	case topic == "":
+		c.log.Warn().Err(err).Msg("consumer group error; the client retries")
+	default:
+		c.log.Warn().Err(err).Str("fetch_topic", topic).Int32(logging.FieldPartition, partition).
+			Msg("fetch failed; the client retries")
+	}
+}
+
+// deliver hands the records fetched for one partition to its goroutine,
+// and pauses fetching it when a full batch is already waiting there.
+func (c *Consumer) deliver(fp kgo.FetchTopicPartition) {
+	if fp.Topic != c.cfg.Topic || len(fp.Records) == 0 {
+		return
+	}
+	c.mu.Lock()
+	p := c.parts[fp.Partition]
+	c.mu.Unlock()
+	if p == nil {
+		// Cannot happen: rebalances are blocked between a poll and its
+		// hand-over. The records are fetched again by the next owner.
+		c.log.Warn().Int32(logging.FieldPartition, fp.Partition).Msg("records of a partition not assigned; dropped")
+		return
+	}
+	p.deliver(fp.FetchPartition)
+}
+
+// onAssigned starts a goroutine for each partition newly assigned.
+func (c *Consumer) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	ids := assigned[c.cfg.Topic]
+	if len(ids) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
+	for _, id := range ids {
+		if c.parts[id] != nil {
+			continue
+		}
+		// A partition paused by a former assignment must fetch again.
+		c.cl.ResumeFetchPartitions(map[string][]int32{c.cfg.Topic: {id}})
+		p := c.newPartition(id)
+		c.parts[id] = p
+		go p.run()
+	}
+	c.log.Info().Ints32("partitions", sorted(ids)).Ints32("now_assigned", sorted(c.assignedLocked())).Msg("partitions assigned")
+}
+
+// onRevoked lets each revoked partition finish and commit its batch in
+// flight (within DrainTimeout) and stop, before the partition moves on.
+func (c *Consumer) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	if ids := revoked[c.cfg.Topic]; len(ids) > 0 {
+		c.revoke(ids, true)
+	}
+}
+
+// onLost stops each lost partition at once, without committing: another
+// member may own it already.
+func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	if ids := lost[c.cfg.Topic]; len(ids) > 0 {
+		c.revoke(ids, false)
+	}
+}
+
+// revoke stops the partitions ids and waits for them. drain lets each finish
+// and commit its batch in flight within DrainTimeout; otherwise they stop
+// at once, uncommitted.
+func (c *Consumer) revoke(ids []int32, drain bool) {
+	c.mu.Lock()
+	var stopping []*partition
+	for _, id := range ids {
+		if p := c.parts[id]; p != nil {
+			stopping = append(stopping, p)
+			delete(c.parts, id)
 		}
 	}
+	c.mu.Unlock()
+	if len(stopping) == 0 {
+		return
+	}
+	for _, p := range stopping {
+		p.stopTaking(drain)
+	}
+	for _, p := range stopping {
+		p.wait()
+	}
+	how := "partitions revoked"
+	if !drain {
+		how = "partitions lost; stopped without committing"
+	}
+	c.log.Info().Ints32("partitions", sorted(ids)).Msg(how)
 }
 
-// startGeneration starts one goroutine per partition assigned in gen. They
-// stop when the generation ends (a rebalance, or Run closing the group).
-func (c *Consumer) startGeneration(ctx context.Context, gen *kafka.Generation, fail context.CancelCauseFunc) {
-	assigned := gen.Assignments[c.cfg.Topic]
-	ids := make([]int, 0, len(assigned))
-	for _, pa := range assigned {
-		ids = append(ids, pa.ID)
-	}
-	c.log.Info().Int32("generation", gen.ID).Ints("partitions", ids).Msg("partitions assigned")
-	com := &committer{gen: gen, topic: c.cfg.Topic}
-	var m *merger
-	if c.cfg.MergePartitions && len(assigned) > 1 {
-		m = newMerger(c, com)
-		gen.Start(func(genCtx context.Context) { m.run(ctx, genCtx) })
-	}
-	for _, pa := range assigned {
-		gen.Start(func(genCtx context.Context) {
-			c.runPartition(ctx, genCtx, com, m, pa, fail)
-		})
-	}
+// assigned returns the partitions assigned now.
+func (c *Consumer) assigned() []int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.assignedLocked()
 }
 
-func (c *Consumer) groupConfig() kafka.ConsumerGroupConfig {
-	return kafka.ConsumerGroupConfig{
-		ID:                    c.cfg.GroupID,
-		Brokers:               c.conn.Brokers(),
-		Dialer:                c.conn.Dialer(),
-		Topics:                []string{c.cfg.Topic},
-		HeartbeatInterval:     min(3*time.Second, c.cfg.SessionTimeout/3),
-		SessionTimeout:        c.cfg.SessionTimeout,
-		RebalanceTimeout:      c.cfg.RebalanceTimeout,
-		JoinGroupBackoff:      min(c.cfg.MaxBackoff, 5*time.Second),
-		WatchPartitionChanges: true, // added partitions trigger a rebalance
-		StartOffset:           kafka.FirstOffset,
-		ErrorLogger:           c.kafkaLogger(),
+func (c *Consumer) assignedLocked() []int32 {
+	ids := make([]int32, 0, len(c.parts))
+	for id := range c.parts {
+		ids = append(ids, id)
 	}
+	return ids
 }
 
-func (c *Consumer) kafkaLogger() kafka.Logger {
-	return kafka.LoggerFunc(func(msg string, args ...any) {
-		c.log.Warn().Str("component", "kafka-go").Msgf(msg, args...)
-	})
+func sorted(ids []int32) []int32 {
+	ids = slices.Clone(ids)
+	slices.Sort(ids)
+	return ids
 }
 
 // backoff is the pause after the n-th consecutive failure: MinBackoff

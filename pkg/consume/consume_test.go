@@ -11,11 +11,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
-	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/invoicesync/invoicesync/pkg/consume"
 	"github.com/invoicesync/invoicesync/pkg/dlq"
@@ -36,7 +33,7 @@ func TestTransientFailureIsRetriedInPlaceAndCommittedAfterSuccess(t *testing.T) 
 	var seen recorder
 	var failures atomic.Int32
 	release := make(chan struct{})
-	h := consume.BatchHandlerFunc(func(ctx context.Context, msgs []kafka.Message) error {
+	h := consume.BatchHandlerFunc(func(ctx context.Context, msgs []*kgo.Record) error {
 		seen.add(msgs)
 		if msgs[0].Offset == 0 {
 			select {
@@ -97,7 +94,7 @@ func TestRestartResumesAtTheFirstUncommittedMessage(t *testing.T) {
 	cfg.BatchSize = 1
 
 	var failures atomic.Int32
-	stop := run(t, newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
+	stop := run(t, newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []*kgo.Record) error {
 		if msgs[0].Offset == 2 {
 			failures.Add(1)
 			return errors.New("transient")
@@ -113,7 +110,7 @@ func TestRestartResumesAtTheFirstUncommittedMessage(t *testing.T) {
 	}
 
 	var second recorder
-	stop = run(t, newConsumer(t, k, testConfig(topic, group), consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
+	stop = run(t, newConsumer(t, k, testConfig(topic, group), consume.BatchHandlerFunc(func(_ context.Context, msgs []*kgo.Record) error {
 		second.add(msgs)
 		return nil
 	}), zerolog.Nop()))
@@ -136,9 +133,9 @@ func TestShutdownDrainsTheBatchInFlight(t *testing.T) {
 
 	t.Run("finishes and commits", func(t *testing.T) {
 		group := testsupport.Name("g")
-		entered, release := make(chan []kafka.Message, 1), make(chan struct{})
+		entered, release := make(chan []*kgo.Record, 1), make(chan struct{})
 		var calls atomic.Int32
-		stop := run(t, newConsumer(t, k, testConfig(topic, group), consume.BatchHandlerFunc(func(ctx context.Context, msgs []kafka.Message) error {
+		stop := run(t, newConsumer(t, k, testConfig(topic, group), consume.BatchHandlerFunc(func(ctx context.Context, msgs []*kgo.Record) error {
 			if calls.Add(1) == 1 {
 				entered <- msgs
 				<-release
@@ -164,7 +161,7 @@ func TestShutdownDrainsTheBatchInFlight(t *testing.T) {
 		entered := make(chan struct{})
 		cfg := testConfig(topic, group)
 		cfg.DrainTimeout = 100 * time.Millisecond
-		stop := run(t, newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(ctx context.Context, msgs []kafka.Message) error {
+		stop := run(t, newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(ctx context.Context, msgs []*kgo.Record) error {
 			close(entered)
 			<-ctx.Done()
 			return ctx.Err()
@@ -193,8 +190,8 @@ func TestPartitionsProgressIndependently(t *testing.T) {
 
 			var blockedAttempts atomic.Int32
 			var healthy atomic.Bool
-			h := consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
-				if !healthy.Load() && slices.ContainsFunc(msgs, func(m kafka.Message) bool { return m.Partition == 0 }) {
+			h := consume.BatchHandlerFunc(func(_ context.Context, msgs []*kgo.Record) error {
+				if !healthy.Load() && slices.ContainsFunc(msgs, func(m *kgo.Record) bool { return m.Partition == 0 }) {
 					blockedAttempts.Add(1)
 					return errors.New("partition 0's database is down")
 				}
@@ -225,7 +222,7 @@ func TestPartitionsProgressIndependently(t *testing.T) {
 // poisonHandler fails permanently on any batch holding the message keyed
 // poison and records the offsets it applied.
 func poisonHandler(poison string, applied *recorder) consume.BatchHandler {
-	return consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
+	return consume.BatchHandlerFunc(func(_ context.Context, msgs []*kgo.Record) error {
 		for _, m := range msgs {
 			if string(m.Key) == poison {
 				return fmt.Errorf("handle: %w", consume.Permanent(dlq.ClassSchema,
@@ -250,7 +247,7 @@ func TestPermanentFailureDeadLettersOnlyThePoisonOfABatch(t *testing.T) {
 	poison := poisonHandler("2", &applied)
 	cfg := testConfig(topic, group)
 	cfg.BatchLinger = 500 * time.Millisecond // all five arrive as one batch
-	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(ctx context.Context, msgs []kafka.Message) error {
+	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(ctx context.Context, msgs []*kgo.Record) error {
 		batches.add(msgs)
 		return poison.HandleBatch(ctx, msgs)
 	}), zerolog.Nop())
@@ -278,7 +275,7 @@ func TestPermanentFailureDeadLettersOnlyThePoisonOfABatch(t *testing.T) {
 
 // assertDeadLetter checks that dead is orig, from topic at offset, with
 // the dlq-* headers of a first failure of class naming reason.
-func assertDeadLetter(t *testing.T, dead, orig kafka.Message, topic string, offset int64, class, reason, group string) {
+func assertDeadLetter(t *testing.T, dead, orig *kgo.Record, topic string, offset int64, class, reason, group string) {
 	t.Helper()
 	e, err := dlq.Parse(dead)
 	if err != nil {
@@ -299,7 +296,7 @@ func assertDeadLetter(t *testing.T, dead, orig kafka.Message, topic string, offs
 func TestRunFailsFast(t *testing.T) {
 	k := testsupport.NewKafka(t)
 	topic := k.Topic(t, "nodlq", 1) // its dead-letter topic is missing
-	nop := consume.BatchHandlerFunc(func(context.Context, []kafka.Message) error { return nil })
+	nop := consume.BatchHandlerFunc(func(context.Context, []*kgo.Record) error { return nil })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -327,45 +324,28 @@ func TestRunFailsFast(t *testing.T) {
 	})
 }
 
-func sameHeader(a, b kafka.Header) bool { return a.Key == b.Key && string(a.Value) == string(b.Value) }
+func sameHeader(a, b kgo.RecordHeader) bool {
+	return a.Key == b.Key && string(a.Value) == string(b.Value)
+}
 
 // deleteRecords deletes the messages of a partition below offset, as
 // retention would, through the broker's DeleteRecords API.
 func deleteRecords(t *testing.T, k *testsupport.Kafka, topic string, partition int, offset int64) {
 	t.Helper()
-	if k.Config.TLS {
-		t.Skip("deleteRecords speaks SASL/SCRAM without TLS")
-	}
-	auth := scram.Auth{User: k.Config.Username, Pass: k.Config.Password}
-	mech := auth.AsSha512Mechanism()
-	if k.Config.Mechanism == kafkasec.MechanismSCRAMSHA256 {
-		mech = auth.AsSha256Mechanism()
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Config.Brokers...), kgo.SASL(mech))
+	adm, err := k.Conn.Admin()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	req := kmsg.NewPtrDeleteRecordsRequest()
-	req.TimeoutMillis = 10_000
-	rt := kmsg.NewDeleteRecordsRequestTopic()
-	rt.Topic = topic
-	rp := kmsg.NewDeleteRecordsRequestTopicPartition()
-	rp.Partition, rp.Offset = int32(partition), offset
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	resp, err := req.RequestWith(ctx, cl)
-	if err != nil {
-		t.Fatalf("delete records: %v", err)
+	os := kadm.Offsets{}
+	os.Add(kadm.Offset{Topic: topic, Partition: int32(partition), At: offset}) //nolint:gosec // test sizes
+	resp, err := adm.DeleteRecords(ctx, os)
+	if err == nil {
+		err = resp.Error()
 	}
-	for _, rt := range resp.Topics {
-		for _, rp := range rt.Partitions {
-			if err := kerr.ErrorForCode(rp.ErrorCode); err != nil {
-				t.Fatalf("delete records of %s/%d: %v", rt.Topic, rp.Partition, err)
-			}
-		}
+	if err != nil {
+		t.Fatalf("delete records of %s/%d: %v", topic, partition, err)
 	}
 }
 
@@ -379,7 +359,7 @@ func TestOffsetDeletedByRetentionResumesAtTheFirstOffsetAndSaysSo(t *testing.T) 
 	produce(t, k, topic, 0, 0, 10)
 	cfg := testConfig(topic, group)
 	cfg.BatchSize = 1
-	stop := run(t, newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
+	stop := run(t, newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []*kgo.Record) error {
 		if msgs[0].Offset >= 3 {
 			return errors.New("not yet")
 		}
@@ -393,7 +373,7 @@ func TestOffsetDeletedByRetentionResumesAtTheFirstOffsetAndSaysSo(t *testing.T) 
 
 	var applied recorder
 	logs := &syncBuffer{}
-	stop = run(t, newConsumer(t, k, testConfig(topic, group), consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
+	stop = run(t, newConsumer(t, k, testConfig(topic, group), consume.BatchHandlerFunc(func(_ context.Context, msgs []*kgo.Record) error {
 		applied.add(msgs)
 		return nil
 	}), zerolog.New(logs)))

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/invoicesync/invoicesync/pkg/consume"
@@ -22,6 +22,25 @@ import (
 // topicAuthorizationFailed is Kafka's TOPIC_AUTHORIZATION_FAILED error code.
 const topicAuthorizationFailed = 29
 
+// topicID is the broker's id of topic: recent requests name topics by id.
+func topicID(t *testing.T, k *testsupport.Kafka, topic string) [16]byte {
+	t.Helper()
+	adm, err := k.Conn.Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	td, err := adm.ListTopics(ctx, topic)
+	if err == nil {
+		err = td.Error()
+	}
+	if err != nil {
+		t.Fatalf("describe %s: %v", topic, err)
+	}
+	return td[topic].ID
+}
+
 // refuseProduce makes the embedded broker refuse every produce request to
 // topic, as a broker that does not authorise the writer would, until
 // allow() is called. It counts the refusals.
@@ -31,11 +50,12 @@ func refuseProduce(t *testing.T, k *testsupport.Kafka, topic string) (refused *a
 		t.Skip("fault injection needs the embedded broker")
 	}
 	refused = &atomic.Int32{}
+	id := topicID(t, k, topic)
 	var allowed atomic.Bool
 	cl := k.Embedded.Cluster()
 	cl.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		pr := req.(*kmsg.ProduceRequest)
-		if allowed.Load() || !slices.ContainsFunc(pr.Topics, func(rt kmsg.ProduceRequestTopic) bool { return rt.Topic == topic }) {
+		if allowed.Load() || !slices.ContainsFunc(pr.Topics, func(rt kmsg.ProduceRequestTopic) bool { return rt.Topic == topic || rt.TopicID == id }) {
 			return nil, nil, false
 		}
 		cl.KeepControl()
@@ -43,7 +63,7 @@ func refuseProduce(t *testing.T, k *testsupport.Kafka, topic string) (refused *a
 		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
 		for _, rt := range pr.Topics {
 			st := kmsg.NewProduceResponseTopic()
-			st.Topic = rt.Topic
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
 			for _, rp := range rt.Partitions {
 				sp := kmsg.NewProduceResponseTopicPartition()
 				sp.Partition, sp.ErrorCode = rp.Partition, topicAuthorizationFailed
@@ -103,13 +123,14 @@ func slowFetches(t *testing.T, k *testsupport.Kafka, topic string, delay time.Du
 		t.Skip("fault injection needs the embedded broker")
 	}
 	held := &atomic.Int32{}
+	id := topicID(t, k, topic)
 	var mu sync.Mutex
 	seen := map[kmsg.Request]bool{}
 	cl := k.Embedded.Cluster()
 	cl.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		cl.KeepControl()
 		fr := req.(*kmsg.FetchRequest)
-		if !slices.ContainsFunc(fr.Topics, func(ft kmsg.FetchRequestTopic) bool { return ft.Topic == topic }) {
+		if !slices.ContainsFunc(fr.Topics, func(ft kmsg.FetchRequestTopic) bool { return ft.Topic == topic || ft.TopicID == id }) {
 			return nil, nil, false
 		}
 		mu.Lock()
@@ -127,9 +148,9 @@ func slowFetches(t *testing.T, k *testsupport.Kafka, topic string, delay time.Du
 
 // A broker that takes much longer than MaxWait to answer a fetch still
 // delivers: MaxWait is how long the broker may wait for data, not how long
-// the answer may take. (kafka-go's Reader used it for both: with a large
-// backlog on a busy broker every fetch timed out, was asked again, and the
-// partition never moved.)
+// the answer may take. (kafka-go's Reader once used it for both: with a
+// large backlog on a busy broker every fetch timed out, was asked again,
+// and the partition never moved.)
 func TestFetchAnsweredSlowerThanMaxWaitStillDelivers(t *testing.T) {
 	k := testsupport.NewKafka(t)
 	topic := topics(t, k, "slowfetch", 1)
@@ -141,7 +162,7 @@ func TestFetchAnsweredSlowerThanMaxWaitStillDelivers(t *testing.T) {
 
 	var applied recorder
 	logs := &syncBuffer{}
-	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
+	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []*kgo.Record) error {
 		applied.add(msgs)
 		return nil
 	}), zerolog.New(logs))
@@ -162,14 +183,14 @@ func TestFetchAnsweredSlowerThanMaxWaitStillDelivers(t *testing.T) {
 	if got := slices.Concat(applied.all()...); !slices.Equal(got, want) {
 		t.Fatalf("applied %v, want offsets 0..59 once each, in order", got)
 	}
-	if strings.Contains(logs.String(), "fetch failed") {
+	if strings.Contains(logs.String(), "kafka request failed") {
 		t.Fatalf("a held fetch was counted as failed:\n%s", logs.String())
 	}
 }
 
-// When the broker drops the fetch connection, the partition reconnects and
+// When the broker drops the fetch connection, the client reconnects and
 // resumes after the last message it handed over: nothing is skipped or
-// handed over twice, and each failure is logged.
+// handed over twice, and the failures are logged.
 func TestDroppedFetchConnectionIsReconnected(t *testing.T) {
 	k := testsupport.NewKafka(t)
 	if k.Embedded == nil {
@@ -179,12 +200,13 @@ func TestDroppedFetchConnectionIsReconnected(t *testing.T) {
 	group := testsupport.Name("g")
 	produce(t, k, topic, 0, 0, 20)
 	var fetches, dropped atomic.Int32
+	id := topicID(t, k, topic)
 	cl := k.Embedded.Cluster()
 	cl.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		cl.KeepControl()
 		fr := req.(*kmsg.FetchRequest)
 		// Drop every other fetch of the topic, ten times in all.
-		if !slices.ContainsFunc(fr.Topics, func(ft kmsg.FetchRequestTopic) bool { return ft.Topic == topic }) ||
+		if !slices.ContainsFunc(fr.Topics, func(ft kmsg.FetchRequestTopic) bool { return ft.Topic == topic || ft.TopicID == id }) ||
 			fetches.Add(1)%2 == 1 || dropped.Load() >= 10 {
 			return nil, nil, false
 		}
@@ -196,7 +218,7 @@ func TestDroppedFetchConnectionIsReconnected(t *testing.T) {
 	logs := &syncBuffer{}
 	cfg := testConfig(topic, group)
 	cfg.BatchSize = 3
-	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
+	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []*kgo.Record) error {
 		applied.add(msgs)
 		return nil
 	}), zerolog.New(logs))
@@ -215,7 +237,7 @@ func TestDroppedFetchConnectionIsReconnected(t *testing.T) {
 	if got := slices.Concat(applied.all()...); !slices.Equal(got, upTo(40)) {
 		t.Fatalf("applied %v, want offsets 0..39 once each, in order", got)
 	}
-	if !strings.Contains(logs.String(), "fetch failed") {
+	if !strings.Contains(logs.String(), "kafka request failed") {
 		t.Fatalf("the dropped fetches were not logged:\n%s", logs.String())
 	}
 }

@@ -2,13 +2,15 @@ package consume_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/pkg/consume"
 	"github.com/invoicesync/invoicesync/pkg/contract"
@@ -27,7 +29,7 @@ func topics(t *testing.T, k *testsupport.Kafka, prefix string, partitions int) s
 // testConfig is a consumer configuration with short timings for tests.
 func testConfig(topic, group string) consume.Config {
 	return consume.Config{Topic: topic, GroupID: group, SessionTimeout: 3 * time.Second,
-		RebalanceTimeout: 10 * time.Second, DrainTimeout: 3 * time.Second,
+		RebalanceTimeout: 10 * time.Second, DrainTimeout: 3 * time.Second, MaxWait: 100 * time.Millisecond,
 		MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
 }
 
@@ -41,9 +43,9 @@ func newConsumer(t *testing.T, k *testsupport.Kafka, cfg consume.Config, h consu
 }
 
 // message is message number i, with the event headers the consumer logs.
-func message(i int) kafka.Message {
+func message(i int) *kgo.Record {
 	id := strconv.Itoa(i)
-	return kafka.Message{Key: []byte(id), Value: []byte("m" + id), Headers: []kafka.Header{
+	return &kgo.Record{Key: []byte(id), Value: []byte("m" + id), Headers: []kgo.RecordHeader{
 		{Key: contract.HeaderEventID, Value: []byte("event-" + id)},
 		{Key: contract.HeaderAggregateID, Value: []byte("agg-" + id)},
 	}}
@@ -52,13 +54,13 @@ func message(i int) kafka.Message {
 // produce writes messages first..first+n-1 to the given partition of topic.
 func produce(t *testing.T, k *testsupport.Kafka, topic string, partition, first, n int) {
 	t.Helper()
-	msgs := make([]kafka.Message, 0, n)
+	recs := make([]*kgo.Record, 0, n)
 	for i := first; i < first+n; i++ {
-		m := message(i)
-		m.Partition = partition
-		msgs = append(msgs, m)
+		r := message(i)
+		r.Partition = int32(partition) //nolint:gosec // test sizes
+		recs = append(recs, r)
 	}
-	k.Produce(t, topic, testsupport.ByPartition, msgs...)
+	k.ProduceToPartitions(t, topic, recs...)
 }
 
 // committed is the group's committed offset of a partition (-1: none).
@@ -66,19 +68,25 @@ func committed(t *testing.T, k *testsupport.Kafka, group, topic string, partitio
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := k.Conn.Client().OffsetFetch(ctx, &kafka.OffsetFetchRequest{
-		GroupID: group, Topics: map[string][]int{topic: {partition}},
-	})
+	adm, err := k.Conn.Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := adm.FetchOffsets(ctx, group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return -1 // the group has not been created yet
+	}
 	if err != nil {
 		t.Fatalf("offset fetch: %v", err)
 	}
-	for _, p := range resp.Topics[topic] {
-		if p.Error != nil {
-			t.Fatalf("offset fetch: %v", p.Error)
-		}
-		return p.CommittedOffset
+	o, ok := resp.Lookup(topic, int32(partition)) //nolint:gosec // test sizes
+	if !ok {
+		return -1
 	}
-	return -1
+	if o.Err != nil {
+		t.Fatalf("offset fetch: %v", o.Err)
+	}
+	return o.At
 }
 
 // waitFor polls cond until it holds, failing the test after a generous deadline.
@@ -99,11 +107,11 @@ type recorder struct {
 	batches [][]int64
 }
 
-func (r *recorder) add(msgs []kafka.Message) {
+func (r *recorder) add(recs []*kgo.Record) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	offs := make([]int64, len(msgs))
-	for i, m := range msgs {
+	offs := make([]int64, len(recs))
+	for i, m := range recs {
 		offs[i] = m.Offset
 	}
 	r.batches = append(r.batches, offs)
@@ -123,13 +131,4 @@ type syncBuffer = testsupport.SyncBuffer
 func run(t *testing.T, c interface{ Run(context.Context) error }) func() error {
 	t.Helper()
 	return testsupport.Start(t, c).Stop
-}
-
-func headerOf(m kafka.Message, key string) string {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
 }

@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/pkg/logging"
 )
 
-// merger hands the batches of a generation's partitions to the handler one
+// merger hands the batches of the assigned partitions to the handler one
 // call at a time, each call with every batch that was waiting for it, and
 // commits them in one request (Config.MergePartitions). While a call runs
 // the partitions' next batches queue up, so under load one handler call
@@ -30,15 +29,15 @@ import (
 // retries with backoff, isolating a poison message, dead-lettering. So a
 // failing partition still holds back only itself.
 type merger struct {
-	c   *Consumer
-	com *committer
-	in  chan *offer
+	c    *Consumer
+	in   chan *offer
+	quit chan struct{} // closed by stop
 }
 
 // offer is one partition's batch; the merger answers on done.
 type offer struct {
 	p    *partition
-	msgs []kafka.Message
+	recs []*kgo.Record
 	done chan verdict
 }
 
@@ -57,16 +56,20 @@ type verdict struct {
 // of BatchSize.
 func (c *Consumer) mergeMax() int { return max(1, c.cfg.BatchSize/4) }
 
-func newMerger(c *Consumer, com *committer) *merger {
-	return &merger{c: c, com: com, in: make(chan *offer)}
+func newMerger(c *Consumer) *merger {
+	return &merger{c: c, in: make(chan *offer), quit: make(chan struct{})}
 }
 
-// submit offers msgs of p to the merger. It reports whether they were
-// handled and committed; otherwise p handles them itself (also when the
-// generation ended before the merger took them), starting from err when the
+// stop ends run once the call in flight, if any, is answered. Call it once,
+// after every partition stopped.
+func (m *merger) stop() { close(m.quit) }
+
+// submit offers recs of p to the merger. It reports whether they were
+// handled and committed; otherwise p handles them itself (also when p was
+// told to stop before the merger took them), starting from err when the
 // merger's call failed with them alone.
-func (m *merger) submit(p *partition, msgs []kafka.Message) (handled bool, err error) {
-	o := &offer{p: p, msgs: msgs, done: make(chan verdict, 1)}
+func (m *merger) submit(p *partition, recs []*kgo.Record) (handled bool, err error) {
+	o := &offer{p: p, recs: recs, done: make(chan verdict, 1)}
 	select {
 	case m.in <- o:
 		v := <-o.done
@@ -77,33 +80,28 @@ func (m *merger) submit(p *partition, msgs []kafka.Message) (handled bool, err e
 }
 
 // run takes an offer, adds the ones already waiting up to BatchSize
-// messages, and hands them to the handler in one call, until genCtx ends. The
-// call in flight then has DrainTimeout to finish. runCtx only provides
-// values (the logger).
-func (m *merger) run(runCtx, genCtx context.Context) {
-	work, cancelWork := context.WithCancel(context.WithoutCancel(runCtx))
-	defer cancelWork()
-	defer context.AfterFunc(genCtx, func() { time.AfterFunc(m.c.cfg.DrainTimeout, cancelWork) })()
+// records, and hands them to the handler in one call, until stop.
+func (m *merger) run() {
 	for {
 		var first *offer
 		select {
 		case first = <-m.in:
-		case <-genCtx.Done():
+		case <-m.quit:
 			return
 		}
 		offers := []*offer{first}
-		n := len(first.msgs)
+		n := len(first.recs)
 	gather:
 		for n < m.c.cfg.BatchSize {
 			select {
 			case o := <-m.in:
 				offers = append(offers, o)
-				n += len(o.msgs)
+				n += len(o.recs)
 			default:
 				break gather
 			}
 		}
-		err := m.handle(work, offers, n)
+		err := m.handle(offers, n)
 		for _, o := range offers {
 			v := verdict{handled: err == nil}
 			if len(offers) == 1 {
@@ -117,19 +115,27 @@ func (m *merger) run(runCtx, genCtx context.Context) {
 // handle calls the handler once for all offers and commits them together.
 // It returns the handler's error: nothing was applied, and each partition
 // handles its batch again on its own.
-func (m *merger) handle(work context.Context, offers []*offer, n int) error {
-	msgs := make([]kafka.Message, 0, n)
-	parts := make([]int, 0, len(offers))
+//
+// The call runs under a context that ends when the work context of any of
+// the offering partitions ends (DrainTimeout after it was told to stop).
+func (m *merger) handle(offers []*offer, n int) error {
+	work, cancel := context.WithCancel(context.WithoutCancel(m.c.runCtx))
+	defer cancel()
+	recs := make([]*kgo.Record, 0, n)
+	parts := make([]int32, 0, len(offers))
+	last := make(map[*partition]*kgo.Record, len(offers))
 	for _, o := range offers {
-		msgs = append(msgs, o.msgs...)
+		defer context.AfterFunc(o.p.work, cancel)()
+		recs = append(recs, o.recs...)
 		parts = append(parts, o.p.id)
+		last[o.p] = o.recs[len(o.recs)-1]
 	}
 	slices.Sort(parts)
-	log := m.c.log.With().Ints("partitions", parts).Int("batch_size", n).Logger()
+	log := m.c.log.With().Ints32("partitions", parts).Int("batch_size", n).Logger()
 	if len(offers) == 1 {
-		log = offers[0].p.batchLogger(offers[0].msgs)
+		log = offers[0].p.batchLogger(offers[0].recs)
 	}
-	if err := m.c.h.HandleBatch(logging.WithContext(work, log), msgs); err != nil {
+	if err := m.c.h.HandleBatch(logging.WithContext(work, log), recs); err != nil {
 		if len(offers) > 1 && !errors.Is(err, ErrPermanent) {
 			// Each partition tries its batch again: a retry, as in process
 			// (which counts the failure of a batch alone itself).
@@ -142,14 +148,6 @@ func (m *merger) handle(work context.Context, offers []*offer, n int) error {
 	m.c.stats.batches.Add(1)
 	m.c.stats.messages.Add(int64(n))
 	m.c.metrics.applied(n)
-	offsets := make(map[int]int64, len(offers))
-	for _, o := range offers {
-		offsets[o.p.id] = o.msgs[len(o.msgs)-1].Offset + 1
-	}
-	if err := m.com.commitAll(offsets); err != nil {
-		m.c.stats.commitFailures.Add(1)
-		m.c.metrics.commitFailed()
-		log.Warn().Err(m.c.conn.Explain("", err)).Msg("commit failed; the messages will be delivered again")
-	}
+	m.c.commitLogged(work, log, last)
 	return nil
 }

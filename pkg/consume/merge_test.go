@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/pkg/consume"
 	"github.com/invoicesync/invoicesync/pkg/dlq"
@@ -26,19 +26,19 @@ type calls struct {
 	succeeded int
 }
 
-func (c *calls) add(msgs []kafka.Message, ok bool) {
+func (c *calls) add(msgs []*kgo.Record, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var parts []int
 	for _, m := range msgs {
-		if !slices.Contains(parts, m.Partition) {
-			parts = append(parts, m.Partition)
+		if !slices.Contains(parts, int(m.Partition)) {
+			parts = append(parts, int(m.Partition))
 		}
 		if ok {
 			if c.offsets == nil {
 				c.offsets = map[int][]int64{}
 			}
-			c.offsets[m.Partition] = append(c.offsets[m.Partition], m.Offset)
+			c.offsets[int(m.Partition)] = append(c.offsets[int(m.Partition)], m.Offset)
 		}
 	}
 	c.parts = append(c.parts, parts)
@@ -79,7 +79,7 @@ func TestMergedPartitionsAreHandledTogetherAndCommitted(t *testing.T) {
 	cfg.MergePartitions = true
 	var got calls
 	var first atomic.Bool
-	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
+	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []*kgo.Record) error {
 		if !first.Swap(true) {
 			time.Sleep(time.Second) // the other partitions' batches queue up meanwhile
 		}
@@ -123,14 +123,14 @@ func TestMergedBatchWithAPoisonFallsBackToEachPartition(t *testing.T) {
 	var got calls
 	var mergedFailures atomic.Int32
 	var first atomic.Bool
-	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
+	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []*kgo.Record) error {
 		if !first.Swap(true) {
 			time.Sleep(time.Second) // the other partitions' batches queue up meanwhile
 		}
 		for _, m := range msgs {
 			if k := string(m.Key); k == "3" || k == "103" {
 				got.add(msgs, false)
-				if slices.ContainsFunc(msgs, func(o kafka.Message) bool { return o.Partition != m.Partition }) {
+				if slices.ContainsFunc(msgs, func(o *kgo.Record) bool { return o.Partition != m.Partition }) {
 					mergedFailures.Add(1)
 				}
 				return consume.Permanent(dlq.ClassSchema, fmt.Errorf("message %s: forms[0].fileName: is required", k))
@@ -159,7 +159,7 @@ func TestMergedBatchWithAPoisonFallsBackToEachPartition(t *testing.T) {
 	if len(dead) != 2 {
 		t.Fatalf("dead-letter topic holds %d messages, want 2", len(dead))
 	}
-	slices.SortFunc(dead, func(a, b kafka.Message) int { return len(a.Key) - len(b.Key) }) // "3", then "103"
+	slices.SortFunc(dead, func(a, b *kgo.Record) int { return len(a.Key) - len(b.Key) }) // "3", then "103"
 	assertDeadLetter(t, dead[0], message(3), topic, 3, dlq.ClassSchema, "forms[0].fileName: is required", group)
 	if e, err := dlq.Parse(dead[1]); err != nil || string(e.Key) != "103" || e.OriginalPartition != 1 || e.OriginalOffset != 3 {
 		t.Fatalf("second dead letter %+v (%v), want message 103 from partition 1 offset 3", e, err)
@@ -180,7 +180,7 @@ func TestLargeBatchesAreNotMerged(t *testing.T) {
 	cfg.BatchSize = 100 // merged only up to 25
 	var got calls
 	var first atomic.Bool
-	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []kafka.Message) error {
+	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, msgs []*kgo.Record) error {
 		if !first.Swap(true) {
 			time.Sleep(time.Second) // two partitions' batches of 60 would queue up meanwhile
 		}
@@ -217,7 +217,7 @@ func TestBatchFailingAloneInTheMergerWaitsOutTheBackoff(t *testing.T) {
 	cfg.MinBackoff, cfg.MaxBackoff = 200*time.Millisecond, 200*time.Millisecond
 	var mu sync.Mutex
 	var calls []time.Time
-	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(context.Context, []kafka.Message) error {
+	c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(context.Context, []*kgo.Record) error {
 		mu.Lock()
 		defer mu.Unlock()
 		calls = append(calls, time.Now())

@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/pkg/dlq"
 	"github.com/invoicesync/invoicesync/pkg/metrics"
@@ -123,32 +123,34 @@ func (m *consumerMetrics) commitFailed() {
 	}
 }
 
-// lagGauge reports the lag of one assigned partition: after every fetch,
-// from the high watermark the fetched messages carry, and every interval
-// from the broker, so the gauge also grows while the partition is stuck on
-// a batch it cannot yet apply.
+// lagGauge reports the lag of one assigned partition: for every batch, from
+// the high watermark of the fetch that brought it, and every interval from
+// the broker (ListOffsets), so the gauge also grows while the partition is
+// stuck on a batch it cannot yet apply.
 type lagGauge struct {
-	g        prometheus.Gauge
-	end      func(context.Context) (int64, error)
-	next     atomic.Int64 // the offset after the last message handed to the handler; negative until known
-	interval time.Duration
-	log      zerolog.Logger
-	remove   func()
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	g         prometheus.Gauge
+	end       func(context.Context) (int64, error)
+	committed func() int64 // the group's committed offset, -1 when none
+	next      atomic.Int64 // the offset after the last record handed to the handler; negative until known
+	interval  time.Duration
+	log       zerolog.Logger
+	remove    func()
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
-// startLag starts reporting the lag of a partition consumed from offset
-// start, asking end for its end offset; nil when metrics are off. Stop it
-// when the partition is revoked.
-func (m *consumerMetrics) startLag(topic string, partition int, start int64, end func(context.Context) (int64, error), interval time.Duration, log zerolog.Logger) *lagGauge {
+// startLag starts reporting the lag of a partition, asking end for its end
+// offset and committed for where the group resumes it; nil when metrics
+// are off. Stop it when the partition is revoked.
+func (m *consumerMetrics) startLag(topic string, partition int32, end func(context.Context) (int64, error),
+	committed func() int64, interval time.Duration, log zerolog.Logger) *lagGauge {
 	if m == nil {
 		return nil
 	}
-	labels := []string{topic, strconv.Itoa(partition)}
-	l := &lagGauge{g: m.lag.WithLabelValues(labels...), end: end, interval: interval, log: log,
+	labels := []string{topic, strconv.Itoa(int(partition))}
+	l := &lagGauge{g: m.lag.WithLabelValues(labels...), end: end, committed: committed, interval: interval, log: log,
 		remove: func() { m.lag.DeleteLabelValues(labels...) }}
-	l.next.Store(start)
+	l.next.Store(-1)
 	ctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	l.wg.Go(func() { l.poll(ctx) })
@@ -163,11 +165,15 @@ func (l *lagGauge) poll(ctx context.Context) {
 		rctx, cancel := context.WithTimeout(ctx, l.interval)
 		end, err := l.end(rctx)
 		cancel()
-		switch next := l.next.Load(); {
+		next := l.next.Load()
+		if next < 0 {
+			next = l.committed() // nothing handed over yet: the group resumes there
+		}
+		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			// Fetches report the failure; the gauge keeps its last value.
+			// The client logs broker failures; the gauge keeps its last value.
 			l.log.Debug().Err(err).Msg("reading the partition lag failed")
 		case next >= 0:
 			l.g.Set(float64(max(0, end-next)))
@@ -180,15 +186,16 @@ func (l *lagGauge) poll(ctx context.Context) {
 	}
 }
 
-// fetched updates the gauge from the last message of a batch handed to the
-// handler.
-func (l *lagGauge) fetched(last kafka.Message) {
+// fetched updates the gauge from the last record of a batch handed to the
+// handler and the high watermark of the fetch that brought the latest
+// records.
+func (l *lagGauge) fetched(last *kgo.Record, hwm int64) {
 	if l == nil {
 		return
 	}
 	l.next.Store(last.Offset + 1)
-	if last.HighWaterMark > 0 {
-		l.g.Set(float64(max(0, last.HighWaterMark-(last.Offset+1))))
+	if hwm > 0 {
+		l.g.Set(float64(max(0, hwm-(last.Offset+1))))
 	}
 }
 
@@ -201,4 +208,27 @@ func (l *lagGauge) stop() {
 	l.cancel()
 	l.wg.Wait()
 	l.remove()
+}
+
+// partitionEnd returns a function that asks the broker for the partition's
+// end offset (its high watermark), for the lag gauge.
+func (c *Consumer) partitionEnd(id int32) func(context.Context) (int64, error) {
+	return func(ctx context.Context) (int64, error) {
+		adm, err := c.conn.Admin()
+		if err != nil {
+			return 0, err
+		}
+		ends, err := adm.ListEndOffsets(ctx, c.cfg.Topic)
+		if err != nil {
+			return 0, err
+		}
+		o, ok := ends.Lookup(c.cfg.Topic, id)
+		switch {
+		case !ok:
+			return 0, fmt.Errorf("no end offset for partition %d of %s in the answer", id, c.cfg.Topic)
+		case o.Err != nil:
+			return 0, o.Err
+		}
+		return o.Offset, nil
+	}
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/pkg/consume"
 	"github.com/invoicesync/invoicesync/pkg/dlq"
@@ -30,7 +30,7 @@ func TestMetricsFollowWhatTheConsumerDid(t *testing.T) {
 
 	var failedOnce atomic.Bool
 	blocked, release := make(chan struct{}), make(chan struct{})
-	h := consume.BatchHandlerFunc(func(ctx context.Context, msgs []kafka.Message) error {
+	h := consume.BatchHandlerFunc(func(ctx context.Context, msgs []*kgo.Record) error {
 		for _, m := range msgs {
 			switch string(m.Value) {
 			case "m1":

@@ -3,137 +3,161 @@ package consume
 import (
 	"context"
 	"errors"
-	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/invoicesync/invoicesync/pkg/contract"
-	"github.com/invoicesync/invoicesync/pkg/kafkasec"
 	"github.com/invoicesync/invoicesync/pkg/logging"
 )
 
-// partition consumes one assigned partition for one generation.
+// errRevoked is the outcome of a commit of a partition no longer assigned.
+var errRevoked = errors.New("partition no longer assigned to this member")
+
+// partition consumes one assigned partition until it is revoked or lost.
 type partition struct {
-	c    *Consumer
-	id   int
-	com  *committer
-	fail context.CancelCauseFunc
-	log  zerolog.Logger
-	lag  *lagGauge // nil: no metrics
-	// merger, when set, takes batches to hand over together with other
-	// partitions' (Config.MergePartitions).
-	merger *merger
-	// fetched carries the fetcher's responses; it is closed when the
-	// fetcher stops. pending holds what the last batch left of them.
-	fetched <-chan []kafka.Message
-	pending []kafka.Message
-	// stop is done when the partition must stop taking new work: the
-	// generation ended (a rebalance, or Run closing the group).
-	stop context.Context
+	c   *Consumer
+	id  int32
+	log zerolog.Logger
+	lag *lagGauge // nil: no metrics
+
+	// The poll loop appends to inbox (deliver); the partition's goroutine
+	// takes batches from it (next). Fetching is paused while a full batch
+	// waits there.
+	mu     sync.Mutex
+	inbox  []*kgo.Record
+	hwm    int64 // the high watermark of the last delivery
+	paused bool
+	notify chan struct{} // a delivery happened; capacity 1
+
+	// expect is the offset the next delivered record should have, -1 until
+	// known. Only the poll loop uses it.
+	expect int64
+
+	// stop is done when the partition must stop taking new work: revoked,
+	// lost, or Run stopping.
+	stop       context.Context
+	cancelStop context.CancelFunc
 	// work is what the handler, the dead-letter publish and the commit run
 	// under: it outlives stop by DrainTimeout, so the batch in flight can
 	// finish and be committed, but no longer.
-	work context.Context
+	work       context.Context
+	cancelWork context.CancelFunc
+	done       chan struct{} // closed when the goroutine returned
+
+	// commitMu makes a commit and the end of ownership exclusive: once a
+	// revocation completed or the partition was lost, nothing commits it.
+	commitMu sync.Mutex
+	owned    bool
 }
 
-// runPartition consumes pa until genCtx ends. runCtx only provides values
-// (the logger); cancelling Run reaches the partition through the generation.
-func (c *Consumer) runPartition(runCtx, genCtx context.Context, com *committer, m *merger, pa kafka.PartitionAssignment, fail context.CancelCauseFunc) {
-	stop, cancelStop := context.WithCancel(context.WithoutCancel(runCtx))
-	defer cancelStop()
-	defer context.AfterFunc(genCtx, cancelStop)()
-	work, cancelWork := context.WithCancel(context.WithoutCancel(runCtx))
-	defer cancelWork()
-	defer context.AfterFunc(stop, func() { time.AfterFunc(c.cfg.DrainTimeout, cancelWork) })()
-
-	log := c.log.With().Int(logging.FieldPartition, pa.ID).Logger()
-	// pa.Offset is the group's committed offset, or kafka.FirstOffset when
-	// the group never committed one for this partition.
-	log.Debug().Int64("start_offset", pa.Offset).Msg("partition started")
-	lag := c.metrics.startLag(c.cfg.Topic, pa.ID, pa.Offset, c.partitionEnd(pa.ID), c.cfg.LagInterval, log)
-	defer lag.stop()
-	fetched := make(chan []kafka.Message, 1)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancelStop() // the fetcher stops before the wait above
-	wg.Go(func() {
-		defer close(fetched)
-		c.fetchLoop(stop, newFetcher(c.conn, &c.cfg, pa.ID, pa.Offset, log), fetched, fail, log)
-	})
-	p := &partition{c: c, id: pa.ID, com: com, merger: m, fail: fail, log: log, lag: lag, fetched: fetched, stop: stop, work: work}
-	p.run()
-	log.Debug().Msg("partition stopped")
+func (c *Consumer) newPartition(id int32) *partition {
+	log := c.log.With().Int32(logging.FieldPartition, id).Logger()
+	p := &partition{c: c, id: id, log: log, expect: -1, notify: make(chan struct{}, 1),
+		done: make(chan struct{}), owned: true}
+	p.stop, p.cancelStop = context.WithCancel(context.WithoutCancel(c.runCtx))
+	p.work, p.cancelWork = context.WithCancel(context.WithoutCancel(c.runCtx))
+	p.lag = c.metrics.startLag(c.cfg.Topic, id, c.partitionEnd(id), c.committedOffset(id), c.cfg.LagInterval, log)
+	return p
 }
 
-// fetchLoop sends what f fetches to out until ctx ends, one response ahead
-// of the handler, retrying failed fetches with backoff. A refused
-// authentication fails the consumer.
-func (c *Consumer) fetchLoop(ctx context.Context, f *fetcher, out chan<- []kafka.Message, fail context.CancelCauseFunc, log zerolog.Logger) {
-	defer f.close()
-	failures := 0
-	for {
-		msgs, err := f.fetch(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			if errors.Is(err, kafkasec.ErrAuthentication) {
-				fail(err)
-				return
-			}
-			failures++
-			delay := c.backoff(failures)
-			log.Warn().Err(err).Int("attempt", failures).Dur("retry_in", delay).Msg("fetch failed")
-			if !sleep(ctx, delay) {
-				return
-			}
-			continue
-		}
-		failures = 0
-		select {
-		case out <- msgs:
-		case <-ctx.Done():
-			return
-		}
+// deliver appends what was fetched for the partition to its inbox, and
+// pauses fetching it once a full batch waits there. It runs on the poll
+// loop.
+func (p *partition) deliver(fp kgo.FetchPartition) {
+	p.checkRetention(fp)
+	p.mu.Lock()
+	p.inbox = append(p.inbox, fp.Records...)
+	p.hwm = fp.HighWatermark
+	if !p.paused && len(p.inbox) >= p.c.cfg.BatchSize {
+		p.paused = true
+		p.c.cl.PauseFetchPartitions(map[string][]int32{p.c.cfg.Topic: {p.id}})
+	}
+	p.mu.Unlock()
+	select {
+	case p.notify <- struct{}{}:
+	default:
 	}
 }
 
-// partitionEnd returns a function that asks the broker for the partition's
-// end offset (its high watermark), for the lag gauge.
-func (c *Consumer) partitionEnd(id int) func(context.Context) (int64, error) {
-	return func(ctx context.Context) (int64, error) {
-		resp, err := c.conn.Client().ListOffsets(ctx, &kafka.ListOffsetsRequest{
-			Topics: map[string][]kafka.OffsetRequest{c.cfg.Topic: {kafka.LastOffsetOf(id)}},
-		})
-		if err != nil {
-			return 0, err
-		}
-		for _, po := range resp.Topics[c.cfg.Topic] {
-			if po.Partition == id {
-				if po.Error != nil {
-					return 0, po.Error
-				}
-				return po.LastOffset, nil
-			}
-		}
-		return 0, fmt.Errorf("no offsets for partition %d of %s in the answer", id, c.cfg.Topic)
+// checkRetention logs, at error level, the messages that retention deleted
+// before the group consumed them: the client then resumed at the
+// partition's first offset (ConsumeResetOffset), skipping them.
+func (p *partition) checkRetention(fp kgo.FetchPartition) {
+	if p.expect < 0 {
+		p.expect = p.c.committedOffset(p.id)()
 	}
+	first := fp.Records[0].Offset
+	if p.expect >= 0 && first > p.expect && fp.LogStartOffset > p.expect {
+		p.log.Error().Int64("offset", p.expect).Int64("first_offset", fp.LogStartOffset).
+			Int64("lost_messages", min(first, fp.LogStartOffset)-p.expect).
+			Msg("messages were deleted by retention before they were consumed; resuming at the partition's first offset")
+	}
+	p.expect = fp.Records[len(fp.Records)-1].Offset + 1
+}
+
+// stopTaking tells the partition to stop. With drain, the batch in flight
+// may finish and be committed within DrainTimeout; without, the partition
+// is no longer owned and stops at once.
+func (p *partition) stopTaking(drain bool) {
+	p.cancelStop()
+	if drain {
+		time.AfterFunc(p.c.cfg.DrainTimeout, p.cancelWork)
+		return
+	}
+	p.cancelWork()
+	p.disown()
+}
+
+// wait waits for the partition's goroutine to return, at most a second
+// beyond DrainTimeout, and then makes sure nothing commits the partition
+// any more: its next owner's progress must not be overwritten.
+func (p *partition) wait() {
+	t := time.NewTimer(p.c.cfg.DrainTimeout + time.Second)
+	defer t.Stop()
+	select {
+	case <-p.done:
+	case <-t.C:
+		p.log.Error().Dur("drain_timeout", p.c.cfg.DrainTimeout).
+			Msg("the handler did not return within the drain timeout; whatever it still does is not committed")
+	}
+	p.disown()
+	p.mu.Lock()
+	p.inbox = nil
+	if p.paused {
+		p.paused = false
+		p.c.cl.ResumeFetchPartitions(map[string][]int32{p.c.cfg.Topic: {p.id}})
+	}
+	p.mu.Unlock()
+}
+
+func (p *partition) disown() {
+	p.commitMu.Lock()
+	p.owned = false
+	p.commitMu.Unlock()
 }
 
 // run takes batches and processes them until the partition must stop.
 func (p *partition) run() {
+	defer close(p.done)
+	defer p.lag.stop()
+	defer p.cancelWork()
+	p.log.Debug().Msg("partition started")
 	for {
-		batch, ok := p.next()
+		batch, hwm, ok := p.next()
 		if !ok {
+			p.log.Debug().Msg("partition stopped")
 			return
 		}
-		p.lag.fetched(batch[len(batch)-1])
+		p.lag.fetched(batch[len(batch)-1], hwm)
 		var failed error // the merger's attempt, when it was the batch's own
-		if p.merger != nil && len(batch) <= p.c.mergeMax() {
-			handled, err := p.merger.submit(p, batch)
+		if p.c.merger != nil && len(batch) <= p.c.mergeMax() && p.c.assignedCount() > 1 {
+			handled, err := p.c.merger.submit(p, batch)
 			switch {
 			case p.stop.Err() != nil:
 				return // a batch not handled is delivered again to the next owner
@@ -148,42 +172,51 @@ func (p *partition) run() {
 	}
 }
 
-// next returns the next batch: what is pending, or else the next fetch
-// response together with the ones that arrive within BatchLinger, up to
-// BatchSize messages. It reports false when the partition must stop.
-func (p *partition) next() ([]kafka.Message, bool) {
-	if len(p.pending) == 0 {
-		select {
-		case msgs, ok := <-p.fetched:
-			if !ok {
-				return nil, false
+// next returns the next batch, up to BatchSize records, with the high
+// watermark last seen: what waits in the inbox, or else what arrives next
+// together with what arrives within BatchLinger. It reports false when the
+// partition must stop.
+func (p *partition) next() ([]*kgo.Record, int64, bool) {
+	if p.waiting() == 0 {
+		for p.waiting() == 0 {
+			select {
+			case <-p.notify:
+			case <-p.stop.Done():
+				return nil, 0, false
 			}
-			p.pending = msgs
-		case <-p.stop.Done():
-			return nil, false
 		}
-		if len(p.pending) < p.c.cfg.BatchSize && p.c.cfg.BatchLinger > 0 {
+		if p.c.cfg.BatchLinger > 0 {
 			p.linger()
 		}
 	}
-	n := min(len(p.pending), p.c.cfg.BatchSize)
-	batch := p.pending[:n:n]
-	p.pending = p.pending[n:]
-	return batch, true
+	if p.stop.Err() != nil {
+		return nil, 0, false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := min(len(p.inbox), p.c.cfg.BatchSize)
+	batch := p.inbox[:n:n]
+	p.inbox = p.inbox[n:]
+	if p.paused && len(p.inbox) < p.c.cfg.BatchSize {
+		p.paused = false
+		p.c.cl.ResumeFetchPartitions(map[string][]int32{p.c.cfg.Topic: {p.id}})
+	}
+	return batch, p.hwm, true
 }
 
-// linger adds to pending the responses that arrive within BatchLinger, until
-// it holds BatchSize messages.
+func (p *partition) waiting() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.inbox)
+}
+
+// linger waits up to BatchLinger for the inbox to hold BatchSize records.
 func (p *partition) linger() {
 	t := time.NewTimer(p.c.cfg.BatchLinger)
 	defer t.Stop()
-	for len(p.pending) < p.c.cfg.BatchSize {
+	for p.waiting() < p.c.cfg.BatchSize {
 		select {
-		case msgs, ok := <-p.fetched:
-			if !ok {
-				return
-			}
-			p.pending = append(p.pending, msgs...)
+		case <-p.notify:
 		case <-t.C:
 			return
 		case <-p.stop.Done():
@@ -192,31 +225,31 @@ func (p *partition) linger() {
 	}
 }
 
-// process hands msgs to the handler until it succeeds (then commits them),
-// fails permanently (then isolates the message at fault) or the partition
+// process hands recs to the handler until it succeeds (then commits them),
+// fails permanently (then isolates the record at fault) or the partition
 // must stop. failed, when not nil, is the outcome of an attempt already made
 // (by the merger): it counts as the first. It reports whether the partition
 // may go on.
-func (p *partition) process(msgs []kafka.Message, failed error) bool {
-	log := p.batchLogger(msgs)
+func (p *partition) process(recs []*kgo.Record, failed error) bool {
+	log := p.batchLogger(recs)
 	ctx := logging.WithContext(p.work, log)
 	for attempt := 1; ; attempt++ {
 		err := failed
 		if err == nil {
-			err = p.c.h.HandleBatch(ctx, msgs)
+			err = p.c.h.HandleBatch(ctx, recs)
 		}
 		failed = nil
 		switch {
 		case err == nil:
 			p.c.stats.batches.Add(1)
-			p.c.stats.messages.Add(int64(len(msgs)))
-			p.c.metrics.applied(len(msgs))
-			return p.commit(log, msgs[len(msgs)-1])
-		case errors.Is(err, ErrPermanent) && len(msgs) > 1:
+			p.c.stats.messages.Add(int64(len(recs)))
+			p.c.metrics.applied(len(recs))
+			return p.commit(log, recs[len(recs)-1])
+		case errors.Is(err, ErrPermanent) && len(recs) > 1:
 			log.Warn().Err(err).Msg("batch failed permanently; handling its messages one by one")
-			return p.isolate(msgs)
+			return p.isolate(recs)
 		case errors.Is(err, ErrPermanent):
-			return p.deadLetter(log, msgs[0], err)
+			return p.deadLetter(log, recs[0], err)
 		case p.stop.Err() != nil:
 			log.Info().Err(err).Msg("stopped before the batch was handled; it will be delivered again")
 			return false
@@ -233,14 +266,14 @@ func (p *partition) process(msgs []kafka.Message, failed error) bool {
 	}
 }
 
-// isolate processes msgs one at a time, so the one that fails permanently is
+// isolate processes recs one at a time, so the one that fails permanently is
 // dead-lettered alone and the others are applied.
-func (p *partition) isolate(msgs []kafka.Message) bool {
-	for _, m := range msgs {
+func (p *partition) isolate(recs []*kgo.Record) bool {
+	for _, r := range recs {
 		if p.stop.Err() != nil {
 			return false
 		}
-		if !p.process([]kafka.Message{m}, nil) {
+		if !p.process([]*kgo.Record{r}, nil) {
 			return false
 		}
 	}
@@ -248,51 +281,100 @@ func (p *partition) isolate(msgs []kafka.Message) bool {
 }
 
 // commit commits the offset after last. A failed commit is logged and
-// skipped: the messages will be delivered again, which handlers tolerate.
+// skipped: the records will be delivered again, which handlers tolerate.
 // It reports whether the partition may go on.
-func (p *partition) commit(log zerolog.Logger, last kafka.Message) bool {
-	if err := p.com.commit(p.id, last.Offset+1); err != nil {
-		p.c.stats.commitFailures.Add(1)
-		p.c.metrics.commitFailed()
-		log.Warn().Err(p.c.conn.Explain("", err)).Int64("commit_offset", last.Offset+1).
-			Msg("commit failed; the messages will be delivered again")
-	}
+func (p *partition) commit(log zerolog.Logger, last *kgo.Record) bool {
+	p.c.commitLogged(p.work, log, map[*partition]*kgo.Record{p: last})
 	return p.stop.Err() == nil
 }
 
-func (p *partition) batchLogger(msgs []kafka.Message) zerolog.Logger {
-	first, last := msgs[0], msgs[len(msgs)-1]
+func (p *partition) batchLogger(recs []*kgo.Record) zerolog.Logger {
+	first, last := recs[0], recs[len(recs)-1]
 	l := p.log.With()
-	if len(msgs) == 1 {
+	if len(recs) == 1 {
 		l = l.Int64(logging.FieldOffset, first.Offset).
 			Str(logging.FieldEventID, header(first, contract.HeaderEventID)).
 			Str(logging.FieldAggregateID, header(first, contract.HeaderAggregateID))
 	} else {
-		l = l.Int64("first_offset", first.Offset).Int64("last_offset", last.Offset).Int("batch_size", len(msgs))
+		l = l.Int64("first_offset", first.Offset).Int64("last_offset", last.Offset).Int("batch_size", len(recs))
 	}
 	return l.Logger()
 }
 
-// committer commits the offsets of one generation; partitions share it.
-type committer struct {
-	mu    sync.Mutex // one commit request at a time on the generation's connection
-	gen   *kafka.Generation
-	topic string
+// commitLogged commits, for each partition, the offset after its record in
+// last, and logs and counts a failure.
+func (c *Consumer) commitLogged(ctx context.Context, log zerolog.Logger, last map[*partition]*kgo.Record) {
+	err := c.commit(ctx, last)
+	switch {
+	case errors.Is(err, errRevoked):
+		log.Info().Msg("not committed: the partition was revoked meanwhile; the messages will be delivered again")
+	case err != nil:
+		c.stats.commitFailures.Add(1)
+		c.metrics.commitFailed()
+		log.Warn().Err(c.conn.Explain("", err)).Msg("commit failed; the messages will be delivered again")
+	}
 }
 
-func (c *committer) commit(partition int, offset int64) error {
-	return c.commitAll(map[int]int64{partition: offset})
+// commit commits, in one request, for each partition still owned, the
+// offset after its record in last, with the record's leader epoch. It
+// returns errRevoked when none is owned any more.
+func (c *Consumer) commit(ctx context.Context, last map[*partition]*kgo.Record) error {
+	ps := make([]*partition, 0, len(last))
+	for p := range last {
+		ps = append(ps, p)
+	}
+	slices.SortFunc(ps, func(a, b *partition) int { return int(a.id - b.id) })
+	offsets := make(map[int32]kgo.EpochOffset, len(ps))
+	for _, p := range ps {
+		p.commitMu.Lock()
+		defer p.commitMu.Unlock()
+		if p.owned {
+			r := last[p]
+			offsets[p.id] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+		}
+	}
+	if len(offsets) == 0 {
+		return errRevoked
+	}
+	var rerr error
+	c.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{c.cfg.Topic: offsets},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				rerr = err
+				return
+			}
+			for _, t := range resp.Topics {
+				for _, tp := range t.Partitions {
+					if err := kerr.ErrorForCode(tp.ErrorCode); err != nil {
+						rerr = errors.Join(rerr, err)
+					}
+				}
+			}
+		})
+	return rerr
 }
 
-// commitAll commits the offsets of several partitions in one request.
-func (c *committer) commitAll(offsets map[int]int64) error {
+// committedOffset returns a function that reads the group's committed
+// offset of partition id as this member knows it: -1 when there is none
+// (yet).
+func (c *Consumer) committedOffset(id int32) func() int64 {
+	return func() int64 {
+		if eo, ok := c.cl.CommittedOffsets()[c.cfg.Topic][id]; ok {
+			return eo.Offset
+		}
+		return -1
+	}
+}
+
+// assignedCount is the number of partitions assigned now.
+func (c *Consumer) assignedCount() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.gen.CommitOffsets(map[string]map[int]int64{c.topic: offsets})
+	return len(c.parts)
 }
 
-func header(m kafka.Message, key string) string {
-	for _, h := range m.Headers {
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
 		if h.Key == key {
 			return string(h.Value)
 		}
