@@ -20,8 +20,9 @@
 //	409 the Idempotency-Key expired while the request ran; retry
 //	413 the body is larger than the limit
 //	415 the Content-Type is not application/json
-//	422 a field has the wrong JSON type or a value the contract refuses, or the
-//	    Idempotency-Key was used for a different request
+//	422 a field has the wrong JSON type or a value the contract refuses (text
+//	    that is not UTF-8 or holds NUL included), or the Idempotency-Key was
+//	    used for a different request
 //	503 the database is unreachable; retry
 //	500 anything else (logged)
 package api

@@ -23,7 +23,7 @@ const seedBody = `{"sentAt":1686110218,"senderOfficeName":"MFV-HN","destinationC
 	`"senderOfficeId":"MFV-HN-01","forms":[{"fileName":"abcd.pdf","filePath":"file://sci/","size":1,"invoiceNumber":"INVC-001",` +
 	`"issueDate":1686110218222,"totalAmount":1500,"senderFormId":1}]}`
 
-func newTestHandler(t *testing.T) (http.Handler, *pgxpool.Pool) {
+func newTestHandler(t testing.TB) (http.Handler, *pgxpool.Pool) {
 	t.Helper()
 	pool := testsupport.MigratedDatabase(t, migrations.Sender).Pool
 	h, err := NewHandler(Config{}, pool, zerolog.Nop())

@@ -150,6 +150,12 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	if trimmed[0] != '{' && json.Valid(trimmed) {
 		return nil, badRequest("request body must be a JSON object, got " + jsonKind(trimmed[0]))
 	}
+	// encoding/json would silently turn invalid UTF-8 into U+FFFD and store
+	// it: refuse it, naming the field. Bad bytes outside strings are a
+	// syntax error, reported by the decoder.
+	if path, bad := contract.InvalidUTF8Path(data); bad && path != "" {
+		return nil, invalidField(path, "is not valid UTF-8")
+	}
 	return data, nil
 }
 
