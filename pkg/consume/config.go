@@ -183,7 +183,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("consumer max bytes: must be at most %d, got %d", maxFetchBytes, c.MaxBytes)
 	case c.Protocol != ProtocolCooperativeSticky && c.Protocol != ProtocolConsumer:
 		return fmt.Errorf("consumer group protocol: %q is neither %q nor %q", c.Protocol, ProtocolCooperativeSticky, ProtocolConsumer)
-	case !validInstanceID(c.InstanceID):
+	case !ValidInstanceID(c.InstanceID):
 		return fmt.Errorf("consumer group instance id: %q must be at most 249 of the characters a-z, A-Z, 0-9, '.', '_' and '-'", c.InstanceID)
 	case c.SessionTimeout < time.Second:
 		return fmt.Errorf("consumer session timeout: must be at least 1s, got %v", c.SessionTimeout)
@@ -216,9 +216,10 @@ func (c Config) String() string {
 		" drain_timeout=" + c.DrainTimeout.String() + " min_bytes=" + strconv.Itoa(c.MinBytes)
 }
 
-// validInstanceID reports whether id is empty or a legal Kafka
-// group.instance.id.
-func validInstanceID(id string) bool {
+// ValidInstanceID reports whether id is empty or a legal Kafka
+// group.instance.id: at most 249 of the characters a-z, A-Z, 0-9, '.', '_'
+// and '-'.
+func ValidInstanceID(id string) bool {
 	if len(id) > 249 || id == "." || id == ".." {
 		return false
 	}

@@ -57,6 +57,37 @@ type Config struct {
 	// merged transaction that fails is retried partition by partition.
 	// RECEIVER_MERGE_PARTITIONS, default true.
 	MergePartitions bool
+	// SessionTimeout is how long the group coordinator waits for a
+	// heartbeat of a receiver before it hands the receiver's partitions to
+	// another: with the defaults a crashed receiver's partitions move
+	// within 10s. It must lie within the broker's
+	// group.min.session.timeout.ms (Kafka's default 6s) and
+	// group.max.session.timeout.ms. RECEIVER_SESSION_TIMEOUT, default 6s.
+	SessionTimeout time.Duration
+	// HeartbeatInterval is how often the receiver tells the coordinator it
+	// is alive, and so how soon it learns of a rebalance; at most a third of
+	// SessionTimeout. RECEIVER_HEARTBEAT_INTERVAL, default 1s (a third of
+	// the session timeout when that is shorter).
+	HeartbeatInterval time.Duration
+	// RebalanceTimeout is how long the coordinator waits for every member
+	// to rejoin during a rebalance; it must exceed the 10s a revoked
+	// partition has to finish its batch. RECEIVER_REBALANCE_TIMEOUT, default 30s.
+	RebalanceTimeout time.Duration
+	// GroupInstanceID, when set, makes this receiver a static member of the
+	// group (group.instance.id, e.g. the pod name; unique per receiver): a
+	// restart within SessionTimeout gets its partitions back without a
+	// rebalance, and a stop does not leave the group, so its partitions
+	// move only after SessionTimeout. RECEIVER_GROUP_INSTANCE_ID, default
+	// empty: a dynamic member.
+	GroupInstanceID string
+	// GroupProtocol is the consumer group protocol: cooperative-sticky
+	// (incremental rebalances: only the partitions that change owner
+	// pause) or consumer (KIP-848, Kafka 4.0+: the broker assigns, and the
+	// session timeout and heartbeat interval are the broker's
+	// group.consumer.* settings, default 45s and 5s, instead of
+	// RECEIVER_SESSION_TIMEOUT and RECEIVER_HEARTBEAT_INTERVAL).
+	// RECEIVER_GROUP_PROTOCOL, default cooperative-sticky.
+	GroupProtocol string
 	// LedgerRetention is how long the ids of processed events are kept to
 	// refuse duplicates; an older duplicate is still refused by the version
 	// guard. RECEIVER_LEDGER_RETENTION, default 168h.
@@ -112,6 +143,16 @@ func (c *Config) register(set *settings.Set, s scope) {
 		"how long a partition keeps collecting events behind the first before applying them (latency traded for larger batches)")
 	set.Bool(&c.MergePartitions, "merge-partitions", "RECEIVER_MERGE_PARTITIONS", true,
 		"apply the batches several partitions have ready at once in one transaction")
+	set.Duration(&c.SessionTimeout, "session-timeout", "RECEIVER_SESSION_TIMEOUT", consume.DefaultSessionTimeout,
+		"how long without a heartbeat before a receiver's partitions go to another (within the broker's group.min/max.session.timeout.ms)")
+	set.Duration(&c.HeartbeatInterval, "heartbeat-interval", "RECEIVER_HEARTBEAT_INTERVAL", consume.DefaultHeartbeatInterval,
+		"how often the receiver heartbeats to the group coordinator (at most a third of the session timeout)")
+	set.Duration(&c.RebalanceTimeout, "rebalance-timeout", "RECEIVER_REBALANCE_TIMEOUT", consume.DefaultRebalanceTimeout,
+		"how long the coordinator waits for members to rejoin in a rebalance (above the 10s drain of a revoked partition)")
+	set.String(&c.GroupInstanceID, "group-instance-id", "RECEIVER_GROUP_INSTANCE_ID", "",
+		"static group membership id, e.g. the pod name (default empty: dynamic member)")
+	set.String(&c.GroupProtocol, "group-protocol", "RECEIVER_GROUP_PROTOCOL", consume.ProtocolCooperativeSticky,
+		"consumer group protocol: cooperative-sticky, or consumer (KIP-848, Kafka 4.0+)")
 	set.Duration(&c.LedgerRetention, "ledger-retention", "RECEIVER_LEDGER_RETENTION", store.DefaultLedgerRetention,
 		"how long processed event ids are kept to refuse duplicates (older ones are still refused by version)")
 	set.Duration(&c.LedgerCleanupInterval, "ledger-cleanup-interval", "RECEIVER_LEDGER_CLEANUP_INTERVAL",
@@ -162,6 +203,20 @@ func (c *Config) validateConsumer() error {
 		return fmt.Errorf("RECEIVER_BATCH_SIZE (--batch-size): %d is not between 1 and 10000", c.BatchSize)
 	case c.BatchLinger <= 0 || c.BatchLinger > time.Second:
 		return fmt.Errorf("RECEIVER_BATCH_LINGER (--batch-linger): must be above 0 and at most 1s, got %v", c.BatchLinger)
+	case c.SessionTimeout < time.Second:
+		return fmt.Errorf("RECEIVER_SESSION_TIMEOUT (--session-timeout): must be at least 1s, got %v", c.SessionTimeout)
+	case c.HeartbeatInterval <= 0 || c.HeartbeatInterval > c.SessionTimeout/3:
+		return fmt.Errorf("RECEIVER_HEARTBEAT_INTERVAL (--heartbeat-interval): must be positive and at most a third of "+
+			"RECEIVER_SESSION_TIMEOUT (%v), got %v", c.SessionTimeout, c.HeartbeatInterval)
+	case c.RebalanceTimeout <= consume.DefaultDrainTimeout:
+		return fmt.Errorf("RECEIVER_REBALANCE_TIMEOUT (--rebalance-timeout): must exceed the %v a revoked partition has "+
+			"to finish its batch, got %v", consume.DefaultDrainTimeout, c.RebalanceTimeout)
+	case !consume.ValidInstanceID(c.GroupInstanceID):
+		return fmt.Errorf("RECEIVER_GROUP_INSTANCE_ID (--group-instance-id): %q must be at most 249 of the characters "+
+			"a-z, A-Z, 0-9, '.', '_' and '-'", c.GroupInstanceID)
+	case c.GroupProtocol != consume.ProtocolCooperativeSticky && c.GroupProtocol != consume.ProtocolConsumer:
+		return fmt.Errorf("RECEIVER_GROUP_PROTOCOL (--group-protocol): %q is neither %s nor %s",
+			c.GroupProtocol, consume.ProtocolCooperativeSticky, consume.ProtocolConsumer)
 	case c.LedgerRetention <= 0:
 		return fmt.Errorf("RECEIVER_LEDGER_RETENTION (--ledger-retention): must be positive, got %v", c.LedgerRetention)
 	case c.LedgerCleanupInterval <= 0:
@@ -180,6 +235,9 @@ func (c Config) MarshalZerologObject(e *zerolog.Event) {
 	}
 	e.Str("http_addr", c.HTTPAddr).Str("kafka", c.Kafka.String()).Str("topic", c.Topic).
 		Str("group_id", c.GroupID).Str("timezone", c.location.String()).Str("dlq_topic", c.DLQTopic).
-		Int("batch_size", c.BatchSize).Dur("batch_linger", c.BatchLinger).Bool("merge_partitions", c.MergePartitions).Dur("ledger_retention", c.LedgerRetention).
+		Int("batch_size", c.BatchSize).Dur("batch_linger", c.BatchLinger).Bool("merge_partitions", c.MergePartitions).
+		Dur("session_timeout", c.SessionTimeout).Dur("heartbeat_interval", c.HeartbeatInterval).
+		Dur("rebalance_timeout", c.RebalanceTimeout).Str("group_instance_id", c.GroupInstanceID).
+		Str("group_protocol", c.GroupProtocol).Dur("ledger_retention", c.LedgerRetention).
 		Dur("ledger_cleanup_interval", c.LedgerCleanupInterval)
 }

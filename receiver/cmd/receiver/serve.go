@@ -90,7 +90,9 @@ func (a *app) newConsumer(cfg *Config, st *store.Store, conn *kafkasec.Conn, reg
 	}
 	consumer, err := consume.New(consume.Config{Topic: cfg.Topic, GroupID: cfg.GroupID,
 		DLQTopic: cfg.DLQTopic, BatchSize: cfg.BatchSize, BatchLinger: cfg.BatchLinger,
-		MergePartitions: cfg.MergePartitions, Metrics: reg}, conn, handler, a.log)
+		MergePartitions: cfg.MergePartitions, SessionTimeout: cfg.SessionTimeout,
+		HeartbeatInterval: cfg.HeartbeatInterval, RebalanceTimeout: cfg.RebalanceTimeout,
+		InstanceID: cfg.GroupInstanceID, Protocol: cfg.GroupProtocol, Metrics: reg}, conn, handler, a.log)
 	if err != nil {
 		return nil, fmt.Errorf("configuration: %w", err)
 	}

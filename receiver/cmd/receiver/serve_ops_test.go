@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/migrations"
 	"github.com/invoicesync/invoicesync/pkg/contract"
@@ -50,10 +50,10 @@ func TestServeExposesMetricsAndReadiness(t *testing.T) {
 
 	dup := historyEvent(t, 2, 1, contract.StatusSent, "2")
 	poison := historyEvent(t, 3, 1, contract.StatusSent, "0.00001") // more decimals than the contract allows
-	k.Produce(t, topic, nil,
+	k.Produce(t, topic,
 		historyEvent(t, 1, 1, contract.StatusSent, "1"), historyEvent(t, 1, 2, contract.StatusDelivered, "1"), // applied ×2
 		historyEvent(t, 1, 1, contract.StatusSent, "1"), // republished v1: stale
-		dup, dup, // applied, duplicate
+		dup, again(dup), // applied, duplicate
 		historyEvent(t, 2, 2, contract.StatusError, "2"), // deleted
 		poison)
 	var got map[string]float64
@@ -191,9 +191,15 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// again is a copy of r to produce once more: a record is produced once.
+func again(r *kgo.Record) *kgo.Record {
+	c := *r
+	return &c
+}
+
 // historyEvent is a new event (its own id) of history id at version, with
 // one form of amount, that occurred now.
-func historyEvent(t *testing.T, id, version int64, status, amount string) kafka.Message {
+func historyEvent(t *testing.T, id, version int64, status, amount string) *kgo.Record {
 	t.Helper()
 	now := time.Now()
 	payload, err := json.Marshal(contract.History{HistoryID: id, EmailStatus: status, SentAt: now.Unix(),
@@ -210,8 +216,8 @@ func historyEvent(t *testing.T, id, version int64, status, amount string) kafka.
 	if err != nil {
 		t.Fatal(err)
 	}
-	return kafka.Message{Key: []byte(env.AggregateID), Value: value,
-		Headers: []kafka.Header{{Key: contract.HeaderEventID, Value: []byte(env.EventID)}}}
+	return &kgo.Record{Key: []byte(env.AggregateID), Value: value,
+		Headers: []kgo.RecordHeader{{Key: contract.HeaderEventID, Value: []byte(env.EventID)}}}
 }
 
 func newUUID() string {

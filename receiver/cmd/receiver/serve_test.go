@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/pkg/contract"
 	"github.com/invoicesync/invoicesync/pkg/testsupport"
@@ -129,5 +129,5 @@ func produceHistory(t *testing.T, k *testsupport.Kafka, topic string, id int64) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	k.Produce(t, topic, nil, kafka.Message{Key: []byte(env.AggregateID), Value: value})
+	k.Produce(t, topic, &kgo.Record{Key: []byte(env.AggregateID), Value: value})
 }

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/pkg/consume"
 	"github.com/invoicesync/invoicesync/pkg/contract"
@@ -87,7 +87,7 @@ func (h *Handler) Stats() Stats {
 	return Stats{Applied: h.applied.Load(), Deleted: h.deleted.Load(), Stale: h.stale.Load(), Duplicate: h.duplicated.Load()}
 }
 
-// HandleBatch decodes every message, then applies them all in one
+// HandleBatch decodes every record, then applies them all in one
 // transaction; it returns nil once they are committed (or known to be
 // duplicates or stale). A message that cannot be decoded, breaks the
 // contract or is refused by the database fails the batch permanently,
@@ -95,10 +95,10 @@ func (h *Handler) Stats() Stats {
 // by one so only that one is dead-lettered. Other errors (the database is
 // unreachable, a deadlock, anything unexpected) are transient: the consumer
 // retries, so nothing is lost.
-func (h *Handler) HandleBatch(ctx context.Context, msgs []kafka.Message) error {
-	rows := make([]store.History, len(msgs))
-	for i, m := range msgs {
-		row, err := h.decode(m)
+func (h *Handler) HandleBatch(ctx context.Context, recs []*kgo.Record) error {
+	rows := make([]store.History, len(recs))
+	for i, r := range recs {
+		row, err := h.decode(r)
 		if err != nil {
 			return err
 		}
@@ -111,14 +111,14 @@ func (h *Handler) HandleBatch(ctx context.Context, msgs []kafka.Message) error {
 	if err != nil {
 		return err
 	}
-	h.record(ctx, msgs, rows, outcomes)
+	h.record(ctx, recs, rows, outcomes)
 	return nil
 }
 
 // record counts the outcomes, observes the end-to-end latency of the
 // changes (the batch transaction has just committed) and logs one debug
 // line per event.
-func (h *Handler) record(ctx context.Context, msgs []kafka.Message, rows []store.History, outcomes []store.Outcome) {
+func (h *Handler) record(ctx context.Context, recs []*kgo.Record, rows []store.History, outcomes []store.Outcome) {
 	log := logging.Ctx(ctx)
 	now := time.Now()
 	for i, o := range outcomes {
@@ -134,8 +134,8 @@ func (h *Handler) record(ctx context.Context, msgs []kafka.Message, rows []store
 			h.duplicated.Add(1)
 		}
 		log.Debug().
-			Int(logging.FieldPartition, msgs[i].Partition).
-			Int64(logging.FieldOffset, msgs[i].Offset).
+			Int32(logging.FieldPartition, recs[i].Partition).
+			Int64(logging.FieldOffset, recs[i].Offset).
 			Str(logging.FieldEventID, rows[i].SourceEventID).
 			Str(logging.FieldAggregateID, contract.AggregateID(rows[i].HistoryID)).
 			Stringer("outcome", o).
@@ -145,7 +145,7 @@ func (h *Handler) record(ctx context.Context, msgs []kafka.Message, rows []store
 	}
 }
 
-// decode checks m against the contract and maps it onto a store row. Its
+// decode checks r against the contract and maps it onto a store row. Its
 // errors are permanent, with the dead-letter class of the problem:
 //
 //   - dlq.ClassDecode: the value is not JSON (or is empty: a tombstone);
@@ -157,13 +157,13 @@ func (h *Handler) record(ctx context.Context, msgs []kafka.Message, rows []store
 //     another aggregate or event type);
 //   - dlq.ClassTransform: a valid event that does not map onto the
 //     receiver's rows.
-func (h *Handler) decode(m kafka.Message) (store.History, error) {
+func (h *Handler) decode(r *kgo.Record) (store.History, error) {
 	fail := func(class, what string, err error) (store.History, error) {
 		return store.History{}, consume.Permanent(class, fmt.Errorf("%w: %s: %w", ErrUnprocessable, what, err))
 	}
-	env, err := contract.DecodeEnvelope(m.Value)
+	env, err := contract.DecodeEnvelope(r.Value)
 	switch {
-	case err != nil && !json.Valid(m.Value):
+	case err != nil && !json.Valid(r.Value):
 		return fail(dlq.ClassDecode, "envelope", err)
 	case errors.Is(err, contract.ErrUnsupportedSchema):
 		return fail(dlq.ClassUnsupported, "envelope", err)

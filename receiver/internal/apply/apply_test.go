@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/migrations"
 	"github.com/invoicesync/invoicesync/pkg/consume"
@@ -29,7 +29,7 @@ func TestHandleBatchAppliesDeletesAndSkipsStaleAndDuplicates(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	handle := func(msgs ...kafka.Message) {
+	handle := func(msgs ...*kgo.Record) {
 		t.Helper()
 		if err := h.HandleBatch(ctx, msgs); err != nil {
 			t.Fatalf("HandleBatch: %v", err)
@@ -87,7 +87,7 @@ func latencyCount(t *testing.T, reg *prometheus.Registry) uint64 {
 func TestHandleBatchClassifiesUnprocessableEvents(t *testing.T) {
 	h := newHandler(t, nil) // never reaches the store
 	valid := payload(5, contract.StatusSent, "1")
-	withEnvelope := func(mutate func(*contract.Envelope)) kafka.Message {
+	withEnvelope := func(mutate func(*contract.Envelope)) *kgo.Record {
 		body, _ := json.Marshal(valid)
 		env := contract.Envelope{EventID: uuid(), EventType: contract.EventTypeHistoryChanged,
 			AggregateType: contract.AggregateTypeHistory, AggregateID: "5", Version: 1,
@@ -96,11 +96,11 @@ func TestHandleBatchClassifiesUnprocessableEvents(t *testing.T) {
 		return envelopeMessage(t, env)
 	}
 	cases := map[string]struct {
-		m           kafka.Message
+		m           *kgo.Record
 		class, want string
 	}{
-		"not JSON":           {kafka.Message{Value: []byte("{oops")}, dlq.ClassDecode, "envelope is not valid JSON"},
-		"tombstone":          {kafka.Message{Key: []byte("5")}, dlq.ClassDecode, "envelope is not valid JSON"},
+		"not JSON":           {&kgo.Record{Value: []byte("{oops")}, dlq.ClassDecode, "envelope is not valid JSON"},
+		"tombstone":          {&kgo.Record{Key: []byte("5")}, dlq.ClassDecode, "envelope is not valid JSON"},
 		"no event id":        {withEnvelope(func(e *contract.Envelope) { e.EventID = "" }), dlq.ClassSchema, "eventId: is required"},
 		"other aggregate":    {withEnvelope(func(e *contract.Envelope) { e.AggregateType = "invoice" }), dlq.ClassSchema, `aggregateType: "invoice"`},
 		"other event type":   {withEnvelope(func(e *contract.Envelope) { e.EventType = "x.created" }), dlq.ClassSchema, `eventType: "x.created"`},
@@ -112,7 +112,7 @@ func TestHandleBatchClassifiesUnprocessableEvents(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			good := event(t, payload(1, contract.StatusSent, "1"), 1)
-			err := h.HandleBatch(context.Background(), []kafka.Message{good, tc.m})
+			err := h.HandleBatch(context.Background(), []*kgo.Record{good, tc.m})
 			if !errors.Is(err, apply.ErrUnprocessable) || !errors.Is(err, consume.ErrPermanent) {
 				t.Fatalf("HandleBatch = %v, want ErrUnprocessable (permanent)", err)
 			}
@@ -133,13 +133,13 @@ func TestHandleBatchClassifiesDatabaseErrors(t *testing.T) {
 	h := newHandler(t, store.New(d.Pool))
 	nul := payload(7, contract.StatusSent, "1")
 	nul.SenderOfficeName = "Office\x00" // valid JSON and contract, not storable in a text column
-	err := h.HandleBatch(context.Background(), []kafka.Message{event(t, nul, 1)})
+	err := h.HandleBatch(context.Background(), []*kgo.Record{event(t, nul, 1)})
 	if got := consume.ClassOf(err); got != dlq.ClassConstraint || !strings.Contains(err.Error(), "22021") {
 		t.Fatalf("HandleBatch(NUL in a text) = %v (class %q), want a permanent constraint error naming SQLSTATE 22021", err, got)
 	}
 
 	d.Pool.Close()
-	err = h.HandleBatch(context.Background(), []kafka.Message{event(t, payload(8, contract.StatusSent, "1"), 1)})
+	err = h.HandleBatch(context.Background(), []*kgo.Record{event(t, payload(8, contract.StatusSent, "1"), 1)})
 	if err == nil || errors.Is(err, consume.ErrPermanent) {
 		t.Fatalf("HandleBatch on a closed pool = %v, want a transient error", err)
 	}

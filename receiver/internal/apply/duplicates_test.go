@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/migrations"
 	"github.com/invoicesync/invoicesync/pkg/consume"
@@ -35,7 +35,7 @@ func TestDuplicateDeliveriesTakeEffectOnce(t *testing.T) {
 	applied := make(chan struct{})
 	cfg := consumerConfig(topic, group)
 	cfg.BatchLinger, cfg.DrainTimeout = 500*time.Millisecond, 200*time.Millisecond
-	_, stop := start(t, k, cfg, consume.BatchHandlerFunc(func(ctx context.Context, msgs []kafka.Message) error {
+	_, stop := start(t, k, cfg, consume.BatchHandlerFunc(func(ctx context.Context, msgs []*kgo.Record) error {
 		if err := first.HandleBatch(ctx, msgs); err != nil {
 			return err
 		}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/pkg/contract"
 )
@@ -37,7 +37,7 @@ func payload(id int64, status string, amounts ...string) contract.History {
 
 // event wraps h as version v in an envelope and a Kafka message keyed and
 // headed like the relay's.
-func event(t *testing.T, h contract.History, v int64) kafka.Message {
+func event(t *testing.T, h contract.History, v int64) *kgo.Record {
 	t.Helper()
 	body, err := json.Marshal(h)
 	if err != nil {
@@ -49,7 +49,7 @@ func event(t *testing.T, h contract.History, v int64) kafka.Message {
 	return envelopeMessage(t, env)
 }
 
-func envelopeMessage(t *testing.T, env contract.Envelope) kafka.Message {
+func envelopeMessage(t *testing.T, env contract.Envelope) *kgo.Record {
 	t.Helper()
 	if env.SchemaVersion == "" {
 		env.SchemaVersion = contract.SchemaVersion
@@ -58,7 +58,7 @@ func envelopeMessage(t *testing.T, env contract.Envelope) kafka.Message {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return kafka.Message{Key: []byte(env.AggregateID), Value: value, Headers: []kafka.Header{
+	return &kgo.Record{Key: []byte(env.AggregateID), Value: value, Headers: []kgo.RecordHeader{
 		{Key: contract.HeaderEventID, Value: []byte(env.EventID)},
 		{Key: contract.HeaderEventType, Value: []byte(env.EventType)},
 		{Key: contract.HeaderAggregateType, Value: []byte(env.AggregateType)},

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/pkg/consume"
 	"github.com/invoicesync/invoicesync/pkg/contract"
@@ -31,7 +31,7 @@ func FuzzDecode(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		row, err := h.decode(kafka.Message{Value: b})
+		row, err := h.decode(&kgo.Record{Value: b})
 		if err != nil {
 			if class := consume.ClassOf(err); class == "" || class == consume.ClassUnknown {
 				t.Fatalf("rejection of %q is not permanent with a class: %v", b, err)

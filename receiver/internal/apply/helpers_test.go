@@ -2,6 +2,7 @@ package apply_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -9,7 +10,9 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/pkg/consume"
 	"github.com/invoicesync/invoicesync/pkg/contract"
@@ -70,17 +73,7 @@ func newHandler(t *testing.T, s apply.Applier) *apply.Handler {
 func topics(t *testing.T, k *testsupport.Kafka, prefix string, partitions int) string {
 	t.Helper()
 	topic := k.Topic(t, prefix, partitions)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	name := dlq.Topic(topic)
-	resp, err := k.Conn.Client().CreateTopics(ctx, &kafka.CreateTopicsRequest{
-		Topics: []kafka.TopicConfig{{Topic: name, NumPartitions: 1, ReplicationFactor: 1}}})
-	if err == nil {
-		err = resp.Errors[name]
-	}
-	if err != nil {
-		t.Fatalf("create topic %s: %v", name, err)
-	}
+	k.CreateTopic(t, dlq.Topic(topic), 1)
 	return topic
 }
 
@@ -103,9 +96,9 @@ func start(t *testing.T, k *testsupport.Kafka, cfg consume.Config, h consume.Bat
 	return c, testsupport.Start(t, c).Stop
 }
 
-func produce(t *testing.T, k *testsupport.Kafka, topic string, msgs ...kafka.Message) {
+func produce(t *testing.T, k *testsupport.Kafka, topic string, recs ...*kgo.Record) {
 	t.Helper()
-	k.Produce(t, topic, nil, msgs...)
+	k.Produce(t, topic, recs...)
 }
 
 // caughtUp reports whether the group has committed every partition's end.
@@ -113,29 +106,35 @@ func caughtUp(t *testing.T, k *testsupport.Kafka, group, topic string, partition
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	parts := make([]int, partitions)
-	reqs := make([]kafka.OffsetRequest, partitions)
-	for p := range partitions {
-		parts[p], reqs[p] = p, kafka.LastOffsetOf(p)
+	adm, err := k.Conn.Admin()
+	if err != nil {
+		t.Fatal(err)
 	}
-	ends, err := k.Conn.Client().ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
 	if err != nil {
 		t.Fatalf("list offsets: %v", err)
 	}
-	got, err := k.Conn.Client().OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: parts}})
+	got, err := adm.FetchOffsets(ctx, group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return false
+	}
+	if err == nil {
+		err = got.Error()
+	}
 	if err != nil {
 		t.Fatalf("offset fetch: %v", err)
 	}
-	committed := map[int]int64{}
-	for _, p := range got.Topics[topic] {
-		committed[p.Partition] = p.CommittedOffset
-	}
-	for _, p := range ends.Topics[topic] {
-		if c, ok := committed[p.Partition]; p.LastOffset > 0 && (!ok || c != p.LastOffset) {
-			return false
+	n, done := 0, true
+	ends.Each(func(o kadm.ListedOffset) {
+		n++
+		if c, ok := got.Lookup(topic, o.Partition); o.Offset > 0 && (!ok || c.At != o.Offset) {
+			done = false
 		}
-	}
-	return len(ends.Topics[topic]) == partitions
+	})
+	return done && n == partitions
 }
 
 // waitFor polls cond until it holds, failing the test after a generous deadline.

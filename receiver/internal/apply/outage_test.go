@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/migrations"
 	"github.com/invoicesync/invoicesync/pkg/contract"
@@ -16,9 +16,9 @@ import (
 )
 
 // histories returns n version-1 events of histories first..first+n-1.
-func histories(t *testing.T, first, n int64) []kafka.Message {
+func histories(t *testing.T, first, n int64) []*kgo.Record {
 	t.Helper()
-	var msgs []kafka.Message
+	var msgs []*kgo.Record
 	for id := first; id < first+n; id++ {
 		msgs = append(msgs, event(t, payload(id, contract.StatusSent, itoa(id)), 1))
 	}

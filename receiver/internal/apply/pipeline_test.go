@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/migrations"
 	"github.com/invoicesync/invoicesync/pkg/consume"
@@ -38,10 +38,10 @@ func TestConsumerAppliesEventsEndToEnd(t *testing.T) {
 	flaky := event(t, payload(1, contract.StatusDelivered, "0.1", "0.2"), 2)
 	produce(t, k, topic,
 		event(t, payload(1, contract.StatusSent, "5"), 1), flaky,
-		sent2v1, event(t, payload(2, contract.StatusError, "1"), 2), sent2v1, // redelivery after ERROR
+		sent2v1, event(t, payload(2, contract.StatusError, "1"), 2), again(sent2v1), // redelivery after ERROR
 		event(t, payload(3, contract.StatusSent, "3"), 1), event(t, payload(3, contract.StatusError, "3"), 2),
 		event(t, payload(3, contract.StatusSent, "3.5"), 3), // re-send after ERROR
-		dup4, dup4)
+		dup4, again(dup4))
 
 	var failures atomic.Int32
 	_, stop := start(t, k, consumerConfig(topic, group), failFirst(newHandler(t, rec), string(flaky.Headers[0].Value), 2, &failures))
@@ -87,10 +87,16 @@ func TestConsumerAppliesEventsEndToEnd(t *testing.T) {
 	}
 }
 
+// again is a copy of r to produce once more: a record is produced once.
+func again(r *kgo.Record) *kgo.Record {
+	c := *r
+	return &c
+}
+
 // failFirst fails, n times, any batch holding the event with id eventID,
 // with a transient error, before handing batches to h.
 func failFirst(h consume.BatchHandler, eventID string, n int32, failures *atomic.Int32) consume.BatchHandler {
-	return consume.BatchHandlerFunc(func(ctx context.Context, msgs []kafka.Message) error {
+	return consume.BatchHandlerFunc(func(ctx context.Context, msgs []*kgo.Record) error {
 		for _, m := range msgs {
 			if string(m.Headers[0].Value) == eventID && failures.Load() < n {
 				failures.Add(1)
@@ -117,17 +123,17 @@ func TestEveryPermanentFailureIsDeadLetteredAndTheRestApplied(t *testing.T) {
 	nul := payload(14, contract.StatusSent, "1")
 	nul.SenderOfficeName = "Office\x00"
 	poisons := []struct {
-		m             kafka.Message
+		m             *kgo.Record
 		class, reason string
 	}{
-		{kafka.Message{Key: []byte("10"), Value: []byte("\x00\x01 not json"), Headers: []kafka.Header{{Key: "trace", Value: []byte("t-1")}}},
+		{&kgo.Record{Key: []byte("10"), Value: []byte("\x00\x01 not json"), Headers: []kgo.RecordHeader{{Key: "trace", Value: []byte("t-1")}}},
 			dlq.ClassDecode, "envelope is not valid JSON"},
 		{event(t, payload(11, contract.StatusSent, "1", "0.00001"), 1), dlq.ClassSchema, "forms[1].totalAmount"},
 		{unsupported, dlq.ClassUnsupported, `unsupported schema version: "2.0"`},
 		{mismatch, dlq.ClassTransform, "aggregateId"},
 		{event(t, nul, 1), dlq.ClassConstraint, "SQLSTATE 22021"},
 	}
-	msgs := []kafka.Message{event(t, payload(1, contract.StatusSent, "1"), 1)}
+	msgs := []*kgo.Record{event(t, payload(1, contract.StatusSent, "1"), 1)}
 	for _, p := range poisons {
 		msgs = append(msgs, p.m)
 	}
@@ -162,13 +168,13 @@ func TestEveryPermanentFailureIsDeadLetteredAndTheRestApplied(t *testing.T) {
 
 // assertDeadLetter checks that dead is orig, from partition 0 of topic at
 // offset, with the dlq-* headers of a first failure of class naming reason.
-func assertDeadLetter(t *testing.T, dead, orig kafka.Message, topic string, offset int64, class, reason, group string) {
+func assertDeadLetter(t *testing.T, dead, orig *kgo.Record, topic string, offset int64, class, reason, group string) {
 	t.Helper()
 	e, err := dlq.Parse(dead)
 	if err != nil {
 		t.Fatal(err)
 	}
-	same := func(a, b kafka.Header) bool { return a.Key == b.Key && string(a.Value) == string(b.Value) }
+	same := func(a, b kgo.RecordHeader) bool { return a.Key == b.Key && string(a.Value) == string(b.Value) }
 	if string(e.Key) != string(orig.Key) || string(e.Value) != string(orig.Value) || !slices.EqualFunc(e.Headers, orig.Headers, same) {
 		t.Errorf("dead letter %s carries key %q value %q headers %v, want the original %q %q %v",
 			e.ID, e.Key, e.Value, e.Headers, orig.Key, orig.Value, orig.Headers)

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/migrations"
 	"github.com/invoicesync/invoicesync/pkg/contract"
@@ -65,15 +65,15 @@ func produceRounds(t *testing.T, k *testsupport.Kafka, topic string, ids int64) 
 	t.Helper()
 	rounds = &atomic.Int64{}
 	quit, done := make(chan struct{}), make(chan struct{})
-	w := k.Writer(topic, nil)
+	w := k.Client(t, kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(0)) // keys hashed as Java does
 	go func() {
 		defer close(done)
 		for v := int64(1); v <= 1000; v++ {
-			msgs := make([]kafka.Message, 0, ids)
+			msgs := make([]*kgo.Record, 0, ids)
 			for id := int64(1); id <= ids; id++ {
 				msgs = append(msgs, event(t, payload(id, contract.StatusSent, itoa(v)), v))
 			}
-			if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+			if err := w.ProduceSync(context.Background(), msgs...).FirstErr(); err != nil {
 				t.Errorf("produce round %d: %v", v, err)
 				return
 			}
@@ -90,7 +90,6 @@ func produceRounds(t *testing.T, k *testsupport.Kafka, topic string, ids int64) 
 		if once.CompareAndSwap(false, true) {
 			close(quit)
 			<-done
-			_ = w.Close()
 		}
 		return rounds.Load()
 	}
