@@ -129,7 +129,7 @@ func (h *History) Validate() error {
 		f := &h.Forms[i]
 		at := fmt.Sprintf("forms[%d].", i)
 		text(&p, at+"fileName", f.FileName, MaxTextLen)
-		if problem := textProblem(f.FilePath, MaxPathLen); problem != "" {
+		if problem := TextProblem(f.FilePath, MaxPathLen); problem != "" {
 			p.add(at+"filePath", problem)
 		}
 		if f.Size < 0 {
@@ -159,15 +159,17 @@ func (h *History) Validate() error {
 func text(p *problems, field, v string, limit int) {
 	if v == "" {
 		p.add(field, "is required")
-	} else if problem := textProblem(v, limit); problem != "" {
+	} else if problem := TextProblem(v, limit); problem != "" {
 		p.add(field, problem)
 	}
 }
 
-// textProblem says what is wrong with a text value, or "". PostgreSQL text
+// TextProblem says what is wrong with a text value under limit characters,
+// or "" (an empty value included: whether it is required is the caller's
+// rule). Every text field of the contract follows it. PostgreSQL text
 // holds neither invalid UTF-8 nor NUL, so both are refused here, naming the
 // field, rather than failing in the database; the limit counts characters.
-func textProblem(v string, limit int) string {
+func TextProblem(v string, limit int) string {
 	switch {
 	case !utf8.ValidString(v):
 		return "is not valid UTF-8"

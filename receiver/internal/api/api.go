@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/invoicesync/invoicesync/pkg/contract"
 	"github.com/invoicesync/invoicesync/receiver/internal/store"
 )
 
@@ -52,7 +53,9 @@ type api struct {
 //	GET /healthz                                   200 while the process serves
 //
 // plus cfg.Routes. Errors are {"error": "..."} naming the parameter at
-// fault; failures of the database are logged here once and answered 500
+// fault (400: a historyId that is not a positive integer, a destinationCode
+// that is not UTF-8, holds NUL or is longer than 255 characters, a bad
+// limit or cursor); failures of the database are logged here once and answered 500
 // without details.
 func New(cfg Config, r Reader, log zerolog.Logger) http.Handler {
 	a := &api{r: r, log: log}
@@ -99,7 +102,14 @@ func (a *api) listHistories(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	page, err := a.r.ListByDestination(r.Context(), r.PathValue("destinationCode"), limit, r.URL.Query().Get("cursor"))
+	code := r.PathValue("destinationCode")
+	// The contract's text rules: a value PostgreSQL cannot hold (NUL,
+	// invalid UTF-8) is refused here rather than failed on there.
+	if problem := contract.TextProblem(code, contract.MaxTextLen); problem != "" {
+		writeError(w, http.StatusBadRequest, "destinationCode: "+problem)
+		return
+	}
+	page, err := a.r.ListByDestination(r.Context(), code, limit, r.URL.Query().Get("cursor"))
 	switch {
 	case errors.Is(err, store.ErrBadCursor):
 		writeError(w, http.StatusBadRequest, "cursor: not one this API issued (pass nextCursor from the previous page unchanged)")

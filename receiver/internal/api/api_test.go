@@ -28,7 +28,7 @@ var sent = time.Date(2024, 2, 29, 23, 30, 0, 0, time.UTC)
 // newServer serves the API over a store seeded with histories 1..n of
 // destination "D-1", history i sent i minutes after sent, plus history 100
 // of destination "D-2".
-func newServer(t *testing.T, n int) *httptest.Server {
+func newServer(t testing.TB, n int) *httptest.Server {
 	t.Helper()
 	s := store.New(testsupport.MigratedDatabase(t, migrations.Receiver).Pool)
 	seed := func(id int64, dest string, at time.Time) {
