@@ -275,3 +275,44 @@ func recordedEventApplies(t *testing.T, ctx context.Context, pool interface {
 		t.Errorf("record_send_invoice_history accepted it, the receiver refuses its event: %v", err)
 	}
 }
+
+// A history whose rows were edited outside the API so that it can no longer
+// form a valid event is not published by a status change: the change is
+// refused naming the field (the receiver would dead-letter the event for
+// good). Setting ERROR still works: a deletion needs only the id.
+func TestSetStatusDoesNotPublishAnInvalidStoredHistory(t *testing.T) {
+	pool := testsupport.MigratedDatabase(t, migrations.Sender).Pool
+	ctx := context.Background()
+	var id int64
+	if err := pool.QueryRow(ctx, recordSQL, string(mustJSON(t, baseEvent()))).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE send_invoice_history_form SET file_name = repeat('f', 300) WHERE history_id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	_, err := SetStatus(ctx, pool, id, contract.StatusDelivered)
+	var verr *ValidationError
+	if !errors.As(err, &verr) || verr.Fields[0].Field != "forms[0].fileName" {
+		t.Fatalf("SetStatus(DELIVERED) = %v, want a ValidationError naming forms[0].fileName", err)
+	}
+	if v, err := SetStatus(ctx, pool, id, contract.StatusError); err != nil || v != 2 {
+		t.Fatalf("SetStatus(ERROR) = %d, %v; want version 2", v, err)
+	}
+	var event []byte
+	if err := pool.QueryRow(ctx, `SELECT payload FROM transaction_outbox WHERE aggregate_id = $1 AND version = 2`,
+		contract.AggregateID(id)).Scan(&event); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := contract.DecodeForApply(event); err != nil || h.EmailStatus != contract.StatusError {
+		t.Fatalf("the ERROR event decodes as %+v, %v; want a deletion", h, err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
