@@ -110,6 +110,8 @@ type Consumer struct {
 	fail   context.CancelCauseFunc
 	merger *merger // nil without MergePartitions
 
+	extraOpts []kgo.Opt // tests: appended to the group member's options
+
 	mu      sync.Mutex
 	parts   map[int32]*partition // the partitions assigned now
 	closing bool                 // Run is stopping: assign nothing more
@@ -233,7 +235,7 @@ func (c *Consumer) groupOpts() []kgo.Opt {
 	if c.cfg.InstanceID != "" {
 		opts = append(opts, kgo.InstanceID(c.cfg.InstanceID))
 	}
-	return opts
+	return append(opts, c.extraOpts...)
 }
 
 // deadLetterTimeout bounds one dead-letter publish attempt; a failed one is
