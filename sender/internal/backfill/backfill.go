@@ -14,11 +14,19 @@
 //   - Events go to the outbox's bulk lane (SET LOCAL
 //     invoicesync.outbox_lane = 'bulk'); the relay drains the live lane
 //     first, so live changes are not stuck behind the backlog.
+//   - A history whose rows cannot form a valid event (edited outside the
+//     API: a 300-character file name, no forms, a date before 1990) is not
+//     published, since the receiver would dead-letter it for good: it is
+//     skipped, logged with its id and the field at fault, and counted in
+//     Result.Rejected. The rules are the contract's (history_event_problem
+//     in SQL, the twin of pkg/contract); an ERROR history is a deletion,
+//     which needs only its id, and is always published.
 package backfill
 
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -96,12 +104,31 @@ type Result struct {
 	// Scanned and Enqueued count this run's histories looked at and given
 	// an aggregate row (an event). For a dry run, what it would do.
 	Scanned, Enqueued int64
+	// Rejected counts this run's histories that cannot form a valid event:
+	// skipped, not published (for a dry run, those it would skip).
+	Rejected int64
+	// Rejections lists the first MaxRejectionsListed of them, in id order
+	// (empty for a dry run); each is also logged.
+	Rejections []Rejection
 	// Batches counts the committed batches.
 	Batches int
 	// Finished says nothing is left; Interrupted that ctx ended first.
 	Finished, Interrupted bool
 	// Checkpoint is the stored state at the end (nil for a dry run).
 	Checkpoint *Checkpoint
+}
+
+// MaxRejectionsListed caps Result.Rejections; Result.Rejected counts all.
+const MaxRejectionsListed = 1000
+
+// Rejection is a history the backfill did not publish because its rows
+// cannot form a valid event.
+type Rejection struct {
+	// HistoryID is the history's id.
+	HistoryID int64
+	// Field is the first field at fault, e.g. "forms[0].fileName", and
+	// Problem what is wrong with it, as the contract words it.
+	Field, Problem string
 }
 
 // Backfill runs backfills against the sender database.
@@ -144,6 +171,10 @@ func (b *Backfill) Run(ctx context.Context) (Result, error) {
 	b.log.Info().Str("start", start.String()).Int64("after_id", from).Int64("histories_left", total).
 		Int("batch_size", b.cfg.batchSize()).Int("rate", b.cfg.Rate).Msg("backfill starting")
 	err = b.loop(ctx, total, &res)
+	if res.Rejected > 0 {
+		b.log.Warn().Int64("rejected", res.Rejected).
+			Msg("backfill: histories skipped because their rows cannot form a valid event; each is logged above")
+	}
 	if cp, cerr := loadCheckpoint(context.WithoutCancel(ctx), b.pool, b.cfg.Name, false); cerr == nil {
 		res.Checkpoint = cp
 	}
@@ -171,6 +202,7 @@ func (b *Backfill) loop(ctx context.Context, total int64, res *Result) error {
 		res.LastID = br.lastID
 		res.Scanned += br.scanned
 		res.Enqueued += br.enqueued
+		b.reject(res, br.rejected)
 		res.Batches++
 		b.progress.Add(br.scanned)
 		if d := pace(b.cfg.Rate, began, res.Scanned, b.now()); d > 0 {
@@ -182,7 +214,20 @@ func (b *Backfill) loop(ctx context.Context, total int64, res *Result) error {
 // batchResult is what one batch did.
 type batchResult struct {
 	lastID, scanned, enqueued int64
+	rejected                  []Rejection
 	done                      bool
+}
+
+// reject logs and counts the histories a batch skipped.
+func (b *Backfill) reject(res *Result, rejected []Rejection) {
+	for _, r := range rejected {
+		b.log.Warn().Int64("history_id", r.HistoryID).Str("field", r.Field).Str("problem", r.Problem).
+			Msg("backfill: history skipped, its rows cannot form a valid event (correct them, or set ERROR)")
+		if len(res.Rejections) < MaxRejectionsListed {
+			res.Rejections = append(res.Rejections, r)
+		}
+	}
+	res.Rejected += int64(len(rejected))
 }
 
 // batch handles the next histories after the checkpoint in one
@@ -211,10 +256,14 @@ func (b *Backfill) batch(ctx context.Context) (batchResult, error) {
 			r.done = true
 			return finish(ctx, tx, b.cfg.Name)
 		}
-		err = tx.QueryRow(ctx, "SELECT backfill_history_aggregates($1, $2)", cp.LastID+1, r.lastID).Scan(&r.enqueued)
+		var ids []int64
+		var problems []string
+		err = tx.QueryRow(ctx, "SELECT * FROM backfill_history_aggregates_checked($1, $2)", cp.LastID+1, r.lastID).
+			Scan(&r.enqueued, &ids, &problems)
 		if err != nil {
 			return fmt.Errorf("create aggregates of ids %d..%d: %w", cp.LastID+1, r.lastID, err)
 		}
+		r.rejected = rejections(ids, problems)
 		return advance(ctx, tx, b.cfg.Name, r.lastID, r.scanned, r.enqueued)
 	})
 	return r, err
@@ -234,12 +283,30 @@ func (b *Backfill) dryRun(ctx context.Context, start Start, from int64) (Result,
 		if err != nil {
 			return fmt.Errorf("count histories after id %d: %w", from, err)
 		}
+		err = tx.QueryRow(ctx, `SELECT count(*) FROM history_problems($1 + 1, $2) p
+		        WHERE NOT EXISTS (SELECT 1 FROM aggregate_history_form a WHERE a.history_id = p.history_id)`,
+			from, res.LastID).Scan(&res.Rejected)
+		if err != nil {
+			return fmt.Errorf("check histories after id %d: %w", from, err)
+		}
+		res.Enqueued -= res.Rejected
 		return nil
 	})
 	if err != nil {
 		return res, fmt.Errorf("backfill dry run: %w", err)
 	}
 	return res, nil
+}
+
+// rejections pairs the ids and '<field>: <problem>' messages the database
+// returned for the histories it skipped.
+func rejections(ids []int64, problems []string) []Rejection {
+	out := make([]Rejection, len(ids))
+	for i, id := range ids {
+		field, problem, _ := strings.Cut(problems[i], ": ")
+		out[i] = Rejection{HistoryID: id, Field: field, Problem: problem}
+	}
+	return out
 }
 
 // remaining counts the histories after id from: the progress total.
