@@ -23,9 +23,12 @@ const repairBatch = 500
 // deletes it there. Ids are handled in ascending order, so repairs never
 // deadlock with each other.
 func (v *Verifier) repair(ctx context.Context, rep *Report) error {
-	unrepairable := make(map[int64]bool, len(rep.Unrepairable))
+	unrepairable := make(map[int64]bool, len(rep.Unrepairable)+len(rep.Invalid))
 	for _, id := range rep.Unrepairable {
 		unrepairable[id] = true
+	}
+	for _, h := range rep.Invalid {
+		unrepairable[h.HistoryID] = true // would publish poison
 	}
 	ids := slices.DeleteFunc(slices.Concat(rep.Missing, rep.Differing, rep.Extra),
 		func(id int64) bool { return unrepairable[id] })
@@ -51,7 +54,7 @@ func (v *Verifier) repair(ctx context.Context, rep *Report) error {
 		}
 		rep.Repaired += n
 	}
-	v.log.Info().Int64("repaired", rep.Repaired).Int("unrepairable", len(rep.Unrepairable)).
+	v.log.Info().Int64("repaired", rep.Repaired).Int("unrepairable", len(rep.Unrepairable)).Int("invalid", len(rep.Invalid)).
 		Msg("repair: histories re-enqueued through the outbox")
 	return nil
 }

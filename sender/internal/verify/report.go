@@ -27,6 +27,11 @@ type Report struct {
 	// Unrepairable are the extras unknown to the sender: repair cannot
 	// publish their removal.
 	Unrepairable []int64
+	// Invalid are the differences (missing, differing or extra) whose rows
+	// at the sender cannot form a valid event (edited outside the API): a
+	// repair would publish what the receiver dead-letters, so it leaves
+	// them alone; correct their rows, or set ERROR. Sorted by id.
+	Invalid []InvalidHistory
 	// InFlight still differed after the grace period but have events in
 	// the sender's outbox: not counted as differences.
 	InFlight []int64
@@ -34,6 +39,14 @@ type Report struct {
 	Repaired int64
 	// Elapsed is how long the run took.
 	Elapsed string
+}
+
+// InvalidHistory is a history whose rows at the sender cannot form a valid
+// event, with the first field at fault.
+type InvalidHistory struct {
+	HistoryID int64  `json:"historyId"`
+	Field     string `json:"field"`
+	Problem   string `json:"problem"`
 }
 
 // Differences counts the histories found different.
@@ -58,31 +71,51 @@ func listOf(ids []int64, limit int) idList {
 	return l
 }
 
+// invalidList is the invalid histories in the JSON report: their full
+// count and at most the first limit.
+type invalidList struct {
+	Count     int              `json:"count"`
+	Histories []InvalidHistory `json:"histories"`
+	Truncated bool             `json:"truncated,omitempty"`
+}
+
+func invalidListOf(hs []InvalidHistory, limit int) invalidList {
+	l := invalidList{Count: len(hs), Histories: hs}
+	if l.Histories == nil {
+		l.Histories = []InvalidHistory{}
+	}
+	if limit > 0 && len(hs) > limit {
+		l.Histories, l.Truncated = hs[:limit], true
+	}
+	return l
+}
+
 // WriteJSON writes the report as one JSON object; each id list shows at
 // most limit ids (0: all) and always its full count.
 func (r *Report) WriteJSON(w io.Writer, limit int) error {
 	out := struct {
-		OK                 bool   `json:"ok"`
-		Differences        int    `json:"differences"`
-		Timezone           string `json:"timezone"`
-		Grace              string `json:"grace"`
-		Chunks             int    `json:"chunks"`
-		ChunksDiffering    int    `json:"chunksDiffering"`
-		ShouldBeAtReceiver int64  `json:"shouldBeAtReceiver"`
-		AtReceiver         int64  `json:"atReceiver"`
-		FirstPass          int    `json:"firstPassDifferences"`
-		Missing            idList `json:"missing"`
-		Extra              idList `json:"extra"`
-		Differing          idList `json:"differing"`
-		Unrepairable       idList `json:"unrepairable"`
-		InFlight           idList `json:"inFlight"`
-		Repaired           int64  `json:"repaired"`
-		Elapsed            string `json:"elapsed"`
+		OK                 bool        `json:"ok"`
+		Differences        int         `json:"differences"`
+		Timezone           string      `json:"timezone"`
+		Grace              string      `json:"grace"`
+		Chunks             int         `json:"chunks"`
+		ChunksDiffering    int         `json:"chunksDiffering"`
+		ShouldBeAtReceiver int64       `json:"shouldBeAtReceiver"`
+		AtReceiver         int64       `json:"atReceiver"`
+		FirstPass          int         `json:"firstPassDifferences"`
+		Missing            idList      `json:"missing"`
+		Extra              idList      `json:"extra"`
+		Differing          idList      `json:"differing"`
+		Unrepairable       idList      `json:"unrepairable"`
+		Invalid            invalidList `json:"invalid"`
+		InFlight           idList      `json:"inFlight"`
+		Repaired           int64       `json:"repaired"`
+		Elapsed            string      `json:"elapsed"`
 	}{
 		r.Differences() == 0, r.Differences(), r.Timezone, r.Grace, r.Chunks, r.ChunksDiffering,
 		r.ShouldBeAtReceiver, r.AtReceiver, r.FirstPass,
 		listOf(r.Missing, limit), listOf(r.Extra, limit), listOf(r.Differing, limit),
-		listOf(r.Unrepairable, limit), listOf(r.InFlight, limit), r.Repaired, r.Elapsed,
+		listOf(r.Unrepairable, limit), invalidListOf(r.Invalid, limit), listOf(r.InFlight, limit), r.Repaired, r.Elapsed,
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -114,6 +147,17 @@ func (r *Report) WriteText(w io.Writer, limit int) error {
 	line("extra:", r.Extra, "")
 	line("differing:", r.Differing, "")
 	line("unrepairable:", r.Unrepairable, "  (extra, unknown to the sender)")
+	invalid := make([]int64, len(r.Invalid))
+	for i, h := range r.Invalid {
+		invalid[i] = h.HistoryID
+	}
+	line("invalid:", invalid, "  (rows that cannot form a valid event: not repaired; correct them or set ERROR)")
+	for i, h := range r.Invalid {
+		if limit > 0 && i == limit {
+			break
+		}
+		fmt.Fprintf(&b, "    %d  %s: %s\n", h.HistoryID, h.Field, h.Problem)
+	}
 	line("in flight:", r.InFlight, "  (events not yet published: not differences)")
 	switch {
 	case r.Differences() == 0:

@@ -14,7 +14,9 @@
 // through sync_history_aggregate(id, min_version), with a version above the
 // receiver's, so the trigger publishes it and the receiver's version guard
 // accepts it, also when the receiver is ahead of a sender restored from a
-// backup.
+// backup. A history whose rows cannot form a valid event is reported as
+// invalid, with the field at fault, and never re-published: the receiver
+// would dead-letter it on every run.
 // The receiver is only ever read, in read-only transactions.
 package verify
 
@@ -23,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -194,7 +197,35 @@ func (v *Verifier) classify(ctx context.Context, rep *Report, d diff) error {
 	if rep.Unrepairable, err = v.unknown(ctx, rep.Extra); err != nil {
 		return err
 	}
+	if rep.Invalid, err = v.invalid(ctx, slices.Concat(rep.Missing, rep.Differing, rep.Extra)); err != nil {
+		return err
+	}
 	return nil
+}
+
+// invalid returns those of ids whose rows at the sender cannot form a
+// valid event (history_problems, the SQL twin of the contract's rules),
+// sorted by id.
+func (v *Verifier) invalid(ctx context.Context, ids []int64) ([]InvalidHistory, error) {
+	out := []InvalidHistory{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := v.sender.Query(ctx, `SELECT p.history_id, p.problem
+	        FROM unnest($1::bigint[]) AS i, LATERAL history_problems(i, i) AS p ORDER BY 1`, ids)
+	if err == nil {
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (InvalidHistory, error) {
+			var h InvalidHistory
+			var problem string
+			err := r.Scan(&h.HistoryID, &problem)
+			h.Field, h.Problem, _ = strings.Cut(problem, ": ")
+			return h, err
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("verify: sender database: check histories that cannot form a valid event: %w", err)
+	}
+	return out, nil
 }
 
 // inFlight returns those of ids whose history still has an event in the
