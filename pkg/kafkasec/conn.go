@@ -181,9 +181,16 @@ func (c *Conn) checkBroker(ctx context.Context, b string) error {
 	if err != nil {
 		return fmt.Errorf("kafka client: %w", err)
 	}
-	defer cl.Close()
+	var closeOnce sync.Once
+	closeClient := func() { closeOnce.Do(cl.Close) }
+	defer closeClient()
 	cctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
+	// kgo ties a new connection's handshake (ApiVersions, SASL) to the
+	// client, not to the request's context: only closing the client ends
+	// a handshake a silent broker never answers, so a stop signal is not
+	// held up for the dial timeout.
+	defer context.AfterFunc(cctx, closeClient)()
 	_, err = cl.Request(cctx, kmsg.NewPtrMetadataRequest())
 	if err == nil {
 		return nil
