@@ -176,7 +176,9 @@ func (h *Handler) decode(r *kgo.Record) (store.History, error) {
 		return fail(dlq.ClassSchema, "envelope", fmt.Errorf("%w: eventType: %q, this handler applies %q",
 			contract.ErrInvalid, env.EventType, contract.EventTypeHistoryChanged))
 	}
-	payload, err := contract.DecodeHistory(env.Payload)
+	// DecodeForApply: an ERROR needs only its history id, so a deletion
+	// applies even when the rest of its payload no longer validates.
+	payload, err := contract.DecodeForApply(env.Payload)
 	if err != nil {
 		return fail(dlq.ClassSchema, "payload", err)
 	}

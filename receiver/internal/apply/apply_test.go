@@ -131,11 +131,24 @@ func TestHandleBatchClassifiesUnprocessableEvents(t *testing.T) {
 func TestHandleBatchClassifiesDatabaseErrors(t *testing.T) {
 	d := testsupport.MigratedDatabase(t, migrations.Receiver)
 	h := newHandler(t, store.New(d.Pool))
+	// A value the contract accepts and this database refuses for good.
+	if _, err := d.Pool.Exec(context.Background(), `ALTER TABLE received_invoice_history
+	        ADD CONSTRAINT no_refused_office CHECK (sender_office_name <> 'Refused')`); err != nil {
+		t.Fatal(err)
+	}
+	refused := payload(7, contract.StatusSent, "1")
+	refused.SenderOfficeName = "Refused"
+	err := h.HandleBatch(context.Background(), []*kgo.Record{event(t, refused, 1)})
+	if got := consume.ClassOf(err); got != dlq.ClassConstraint || !strings.Contains(err.Error(), "23514") {
+		t.Fatalf("HandleBatch(a refused value) = %v (class %q), want a permanent constraint error naming SQLSTATE 23514", err, got)
+	}
+	// NUL cannot be stored in a text column: the contract refuses it first,
+	// naming the field.
 	nul := payload(7, contract.StatusSent, "1")
-	nul.SenderOfficeName = "Office\x00" // valid JSON and contract, not storable in a text column
-	err := h.HandleBatch(context.Background(), []*kgo.Record{event(t, nul, 1)})
-	if got := consume.ClassOf(err); got != dlq.ClassConstraint || !strings.Contains(err.Error(), "22021") {
-		t.Fatalf("HandleBatch(NUL in a text) = %v (class %q), want a permanent constraint error naming SQLSTATE 22021", err, got)
+	nul.SenderOfficeName = "Office\x00"
+	err = h.HandleBatch(context.Background(), []*kgo.Record{event(t, nul, 1)})
+	if got := consume.ClassOf(err); got != dlq.ClassSchema || !strings.Contains(err.Error(), "senderOfficeName: must not contain NUL") {
+		t.Fatalf("HandleBatch(NUL in a text) = %v (class %q), want a schema error naming senderOfficeName", err, got)
 	}
 
 	d.Pool.Close()

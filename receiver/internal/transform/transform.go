@@ -23,13 +23,19 @@ var maxHistoryTotal = new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.N
 
 // History maps a history event onto the receiver's row. loc is the time
 // zone of the issue dates (nil means UTC). An ERROR status yields a row with
-// Deleted set. Errors wrap contract.ErrInvalid and name the field at fault.
+// Deleted set and only the id and the event's coordinates. Errors wrap contract.ErrInvalid and name the field at fault.
 func History(env contract.Envelope, h contract.History, loc *time.Location) (store.History, error) {
 	if loc == nil {
 		loc = time.UTC
 	}
 	if want := contract.AggregateID(h.HistoryID); env.AggregateID != want {
 		return store.History{}, invalid("aggregateId", "%q does not match payload historyId %d", env.AggregateID, h.HistoryID)
+	}
+	if h.EmailStatus == contract.StatusError {
+		// A deletion needs only the id and the version: the rest of an
+		// ERROR payload may no longer be valid (contract.DecodeForApply).
+		return store.History{HistoryID: h.HistoryID, EmailStatus: h.EmailStatus, SourceVersion: env.Version,
+			SourceEventID: env.EventID, SourceOccurredAt: env.OccurredAt.UTC(), Deleted: true}, nil
 	}
 	if h.SentAt == 0 {
 		return store.History{}, invalid("sentAt", "is required (Unix seconds)")
