@@ -159,7 +159,10 @@ type dlqSession struct {
 }
 
 // openDLQ connects to the database (migrated) and to the brokers (the
-// dead-letter topic must exist) and returns the queue on them.
+// dead-letter topic must exist) and returns the queue on them. Each step is
+// bounded (the database's connect timeout, KAFKA_DIAL_TIMEOUT per broker)
+// and ends at once when ctx does: an unreachable broker, wrong credentials
+// or a missing topic fail with an error that names them, not a hang.
 func (a *app) openDLQ(ctx context.Context, cfg *dlqConfig) (*dlqSession, error) {
 	pool, err := db.Open(ctx, cfg.DatabaseURL, db.Options{AppName: "invoicesync-receiver-dlq", MaxConns: 2})
 	if err != nil {
@@ -175,26 +178,32 @@ func (a *app) openDLQ(ctx context.Context, cfg *dlqConfig) (*dlqSession, error) 
 		return nil, err
 	}
 	conn, err := kafkasec.New(cfg.Kafka)
-	if err == nil {
-		err = conn.Check(ctx)
+	if err != nil {
+		pool.Close()
+		return nil, err
 	}
-	if err == nil {
+	closeAll := func() { conn.Close(); pool.Close() }
+	if err = conn.Check(ctx); err == nil {
 		if err = conn.CheckTopics(ctx, cfg.DLQTopic); err != nil {
 			err = fmt.Errorf("RECEIVER_DLQ_TOPIC (--dlq-topic): %w", err)
 		}
 	}
+	var pub *deadletter.KafkaPublisher
+	if err == nil {
+		pub, err = deadletter.NewKafkaPublisher(conn)
+	}
 	if err != nil {
-		pool.Close()
+		closeAll()
 		return nil, err
 	}
-	pub := deadletter.NewKafkaPublisher(conn)
 	q, err := deadletter.New(cfg.DLQTopic, deadletter.NewKafkaSource(conn, cfg.DLQTopic), pub,
 		deadletter.NewPostgresMarks(pool))
 	if err != nil {
-		pool.Close()
+		pub.Close()
+		closeAll()
 		return nil, err
 	}
-	return &dlqSession{queue: q, conn: conn, close: func() { _ = pub.Close(); pool.Close() }}, nil
+	return &dlqSession{queue: q, conn: conn, close: func() { pub.Close(); closeAll() }}, nil
 }
 
 // filterFlags are the filters list and replay share.

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/migrations"
 	"github.com/invoicesync/invoicesync/pkg/contract"
@@ -114,32 +114,27 @@ func newDlqEnv(t *testing.T) *dlqEnv {
 	k := testsupport.NewKafka(t)
 	e := &dlqEnv{k: k, orig: k.Topic(t, "events", 1)}
 	dlqTopic := dlq.Topic(e.orig) // the default RECEIVER_DLQ_TOPIC
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := k.Conn.Client().CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{
-		{Topic: dlqTopic, NumPartitions: 1, ReplicationFactor: 1}}}); err != nil {
-		t.Fatal(err)
-	}
+	k.CreateTopic(t, dlqTopic, 1)
 	e.env = map[string]string{
 		"RECEIVER_DATABASE_URL": d.URL, "LOG_FORMAT": "json", "KAFKA_TOPIC": e.orig,
 		"KAFKA_BROKERS": strings.Join(k.Config.Brokers, ","), "KAFKA_SASL_MECHANISM": k.Config.Mechanism,
 		"KAFKA_SASL_USERNAME": k.Config.Username, "KAFKA_SASL_PASSWORD": k.Config.Password,
 	}
 	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-	var msgs []kafka.Message
+	var msgs []*kgo.Record
 	for i, c := range []struct{ class, value string }{{dlq.ClassSchema, ""}, {dlq.ClassDecode, "not json"}, {dlq.ClassSchema, ""}} {
 		orig := e.event(t, int64(i+1), c.value)
 		if i == 2 {
-			orig.Headers = append(orig.Headers, kafka.Header{Key: dlq.HeaderReplayAttempt, Value: []byte("4")})
+			orig.Headers = append(orig.Headers, kgo.RecordHeader{Key: dlq.HeaderReplayAttempt, Value: []byte("4")})
 		}
 		msgs = append(msgs, dlq.Build(orig, dlq.Failure{Class: c.class, Reason: fmt.Sprintf("reason %d", i), Group: "g", At: at}))
 	}
-	k.Produce(t, dlqTopic, &kafka.RoundRobin{}, msgs...)
+	k.Produce(t, dlqTopic, msgs...)
 	return e
 }
 
 // event is history id's original message; value "" means a valid event.
-func (e *dlqEnv) event(t *testing.T, id int64, value string) kafka.Message {
+func (e *dlqEnv) event(t *testing.T, id int64, value string) *kgo.Record {
 	t.Helper()
 	eventID := fmt.Sprintf("00000000-0000-4000-8000-%012d", id)
 	v := []byte(value)
@@ -156,8 +151,8 @@ func (e *dlqEnv) event(t *testing.T, id int64, value string) kafka.Message {
 			t.Fatal(err)
 		}
 	}
-	return kafka.Message{Topic: e.orig, Key: []byte(contract.AggregateID(id)), Value: v,
-		Headers: []kafka.Header{{Key: contract.HeaderEventID, Value: []byte(eventID)}}}
+	return &kgo.Record{Topic: e.orig, Key: []byte(contract.AggregateID(id)), Value: v,
+		Headers: []kgo.RecordHeader{{Key: contract.HeaderEventID, Value: []byte(eventID)}}}
 }
 
 // run runs receiver with args and fails the test on an error.
