@@ -3,6 +3,7 @@ package consume_test
 import (
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -239,5 +240,44 @@ func TestDroppedFetchConnectionIsReconnected(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "kafka request failed") {
 		t.Fatalf("the dropped fetches were not logged:\n%s", logs.String())
+	}
+}
+
+// When every connection of a member drops for a moment (a network blip,
+// here through a proxy that is cut and restored), the client reconnects and
+// resumes after the last record it handed over: nothing is skipped or
+// handed over twice, and the failures are logged.
+func TestCutConnectionsAreReconnected(t *testing.T) {
+	k := testsupport.NewKafka(t)
+	topic := topics(t, k, "cutconn", 1)
+	group := testsupport.Name("g")
+	produce(t, k, topic, 0, 0, 20)
+	proxy := testsupport.NewProxy(t, k.Config.Brokers[0])
+
+	var applied recorder
+	logs := &syncBuffer{}
+	c := newConsumer(t, k, testConfig(topic, group), consume.BatchHandlerFunc(func(_ context.Context, recs []*kgo.Record) error {
+		applied.add(recs)
+		return nil
+	}), zerolog.New(logs))
+	consume.WithClientOpts(c, kgo.Dialer(func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, proxy.Addr()) // every broker of this one-broker cluster
+	}))
+	stop := run(t, c)
+	waitFor(t, "the first 20 committed", func() bool { return committed(t, k, group, topic, 0) == 20 })
+	proxy.Cut()
+	time.Sleep(500 * time.Millisecond) // well within the session timeout
+	proxy.Restore()
+	produce(t, k, topic, 0, 20, 20)
+	waitFor(t, "all 40 committed", func() bool { return committed(t, k, group, topic, 0) == 40 })
+	if err := stop(); err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if got := slices.Concat(applied.all()...); !slices.Equal(got, upTo(40)) {
+		t.Fatalf("applied %v, want offsets 0..39 once each, in order", got)
+	}
+	if !strings.Contains(logs.String(), "kafka request failed") {
+		t.Fatalf("the dropped connections were not logged:\n%s", logs.String())
 	}
 }
