@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/invoicesync/invoicesync/pkg/kafkasec"
 )
 
@@ -110,22 +108,22 @@ func (k *Kafka) Env() []string {
 // CreateTopics creates topics with partitions each (replication 1 on the
 // embedded broker, the cluster's default otherwise).
 func (k *Kafka) CreateTopics(ctx context.Context, partitions int, names ...string) error {
-	rf := 1
+	rf := int16(1)
 	if k.Proc == nil {
 		rf = -1
 	}
-	req := &kafka.CreateTopicsRequest{}
-	for _, n := range names {
-		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: n, NumPartitions: partitions, ReplicationFactor: rf})
-	}
-	resp, err := k.conn.Client().CreateTopics(ctx, req)
+	adm, err := k.conn.Admin()
 	if err != nil {
-		return fmt.Errorf("create topics %v: %w", names, err)
+		return err
+	}
+	resp, err := adm.CreateTopics(ctx, int32(partitions), rf, nil, names...) //nolint:gosec // partition counts fit
+	if err != nil {
+		return fmt.Errorf("create topics %v: %w", names, k.conn.Explain("", err))
 	}
 	var errs []error
-	for n, e := range resp.Errors {
-		if e != nil {
-			errs = append(errs, fmt.Errorf("create topic %s: %w", n, e))
+	for _, r := range resp.Sorted() {
+		if r.Err != nil {
+			errs = append(errs, fmt.Errorf("create topic %s: %w", r.Topic, r.Err))
 		}
 	}
 	return errors.Join(errs...)
@@ -133,11 +131,16 @@ func (k *Kafka) CreateTopics(ctx context.Context, partitions int, names ...strin
 
 // DeleteTopics deletes topics (best effort: an external cluster may forbid it).
 func (k *Kafka) DeleteTopics(ctx context.Context, names ...string) {
-	_, _ = k.conn.Client().DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: names})
+	if adm, err := k.conn.Admin(); err == nil {
+		_, _ = adm.DeleteTopics(ctx, names...)
+	}
 }
 
-// Stop stops the embedded broker.
+// Stop closes the admin connection and stops the embedded broker.
 func (k *Kafka) Stop() error {
+	if k.conn != nil {
+		k.conn.Close()
+	}
 	if k.Proc == nil {
 		return nil
 	}
