@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kadm"
 )
 
 // sentForm and sentHistory are what a test sent through the sender API.
@@ -153,39 +153,28 @@ func (s *stack) received(t *testing.T, id int64) *receivedHistory {
 // every message now in the topic.
 func (s *stack) waitCaughtUp(t *testing.T) {
 	t.Helper()
-	client := s.kafka.Conn.Client()
+	adm, err := s.kafka.Conn.Admin()
+	if err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, 30*time.Second, "the receiver group to commit up to the end of the topic", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{s.topic}})
-		if err != nil || len(md.Topics) != 1 {
+		ends, err := adm.ListEndOffsets(ctx, s.topic)
+		if err != nil || ends.Error() != nil {
 			return false
 		}
-		var reqs []kafka.OffsetRequest
-		var parts []int
-		for _, p := range md.Topics[0].Partitions {
-			reqs = append(reqs, kafka.LastOffsetOf(p.ID))
-			parts = append(parts, p.ID)
-		}
-		ends, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{s.topic: reqs}})
-		if err != nil {
+		committed, err := adm.FetchOffsets(ctx, s.group)
+		if err != nil || committed.Error() != nil {
 			return false
 		}
-		committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: s.group,
-			Topics: map[string][]int{s.topic: parts}})
-		if err != nil {
-			return false
-		}
-		done := map[int]int64{}
-		for _, p := range committed.Topics[s.topic] {
-			done[p.Partition] = p.CommittedOffset
-		}
-		for _, e := range ends.Topics[s.topic] {
-			if e.LastOffset > 0 && done[e.Partition] < e.LastOffset {
-				return false
+		caughtUp := true
+		ends.Each(func(e kadm.ListedOffset) {
+			if c, ok := committed.Lookup(s.topic, e.Partition); e.Offset > 0 && (!ok || c.At < e.Offset) {
+				caughtUp = false
 			}
-		}
-		return true
+		})
+		return caughtUp
 	})
 }
 

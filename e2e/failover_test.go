@@ -106,12 +106,12 @@ func assertTopicOrder(t *testing.T, s *stack, written map[int64]*writtenHistory)
 		}
 		a := byID[id]
 		if a == nil {
-			a = &seen{partition: m.Partition, values: map[int64][]byte{}}
+			a = &seen{partition: int(m.Partition), values: map[int64][]byte{}}
 			byID[id] = a
 		}
 		at := fmt.Sprintf("history %d version %d at %d@%d", id, env.Version, m.Partition, m.Offset)
 		switch prev, dup := a.values[env.Version]; {
-		case m.Partition != a.partition:
+		case int(m.Partition) != a.partition:
 			t.Errorf("%s: on a second partition (first %d)", at, a.partition)
 		case dup && !bytes.Equal(prev, m.Value):
 			t.Errorf("%s: same version, different event:\n%s\n%s", at, prev, m.Value)

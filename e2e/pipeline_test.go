@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
@@ -10,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/pkg/contract"
 	"github.com/invoicesync/invoicesync/pkg/testsupport"
@@ -78,12 +77,7 @@ func TestPipeline(t *testing.T) {
 	// Replay the victim's first (SENT, version 1) event, as a broker
 	// redelivery or an operator's replay would.
 	old := findEvent(t, s, victim, 1)
-	w := &kafka.Writer{Addr: kafka.TCP(s.kafka.Config.Brokers...), Topic: s.topic, Balancer: &kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll, Transport: s.kafka.Conn.Transport(), BatchTimeout: time.Millisecond}
-	defer w.Close()
-	if err := w.WriteMessages(context.Background(), kafka.Message{Key: old.Key, Value: old.Value, Headers: old.Headers}); err != nil {
-		t.Fatalf("replay old event: %v", err)
-	}
+	s.kafka.Produce(t, s.topic, &kgo.Record{Key: old.Key, Value: old.Value, Headers: old.Headers})
 	s.waitCaughtUp(t)
 	if got := s.received(t, victim); got != nil {
 		t.Fatalf("a replayed version-1 event resurrected history %d: %+v", victim, got)
@@ -105,7 +99,7 @@ func TestPipeline(t *testing.T) {
 }
 
 // findEvent returns the message of the aggregate's given version.
-func findEvent(t *testing.T, s *stack, id int64, version int64) kafka.Message {
+func findEvent(t *testing.T, s *stack, id int64, version int64) *kgo.Record {
 	t.Helper()
 	for _, m := range s.kafka.ReadAll(t, s.topic, -1, 30*time.Second) {
 		env, err := contract.DecodeEnvelope(m.Value)
@@ -114,7 +108,7 @@ func findEvent(t *testing.T, s *stack, id int64, version int64) kafka.Message {
 		}
 	}
 	t.Fatalf("no version-%d event of history %d on %s", version, id, s.topic)
-	return kafka.Message{}
+	return nil
 }
 
 // assertSame compares what the receiver holds with what was sent, field by

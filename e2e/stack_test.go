@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/invoicesync/invoicesync/pkg/dlq"
 	"github.com/invoicesync/invoicesync/pkg/testsupport"
 )
@@ -118,8 +116,15 @@ func (s *stack) runToEnd(bin string, args ...string) string {
 // start starts a long-running process under name.
 func (s *stack) start(name, bin string, args ...string) {
 	s.t.Helper()
+	s.startWith(name, nil, bin, args...)
+}
+
+// startWith starts a long-running process under name with the stack's
+// environment overridden by env (KEY=value entries).
+func (s *stack) startWith(name string, env []string, bin string, args ...string) {
+	s.t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.Env = s.env
+	cmd.Env = append(append([]string(nil), s.env...), env...)
 	p := &proc{cmd: cmd, log: &testsupport.SyncBuffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
@@ -285,15 +290,5 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 // createDeadLetterTopic creates the default dead-letter topic of topic.
 func createDeadLetterTopic(t *testing.T, k *testsupport.Kafka, topic string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	name := dlq.Topic(topic)
-	resp, err := k.Conn.Client().CreateTopics(ctx, &kafka.CreateTopicsRequest{
-		Topics: []kafka.TopicConfig{{Topic: name, NumPartitions: 1, ReplicationFactor: 1}}})
-	if err == nil {
-		err = resp.Errors[name]
-	}
-	if err != nil {
-		t.Fatalf("create topic %s: %v", name, err)
-	}
+	k.CreateTopic(t, dlq.Topic(topic), 1)
 }
