@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/pkg/contract"
 	"github.com/invoicesync/invoicesync/pkg/logging"
@@ -26,15 +26,16 @@ type row struct {
 	occurredAt    time.Time
 }
 
-// batch is what one round publishes: the messages and the outbox ids they
+// batch is what one round publishes: the records and the outbox ids they
 // came from, in id order.
 type batch struct {
-	msgs []kafka.Message
+	recs []*kgo.Record
 	ids  []int64
 }
 
-// publishError is a failure to publish: the relay keeps its leadership and
-// retries, where a database error costs it the connection.
+// publishError is a failure to publish whose transaction was aborted: the
+// relay keeps its leadership and producer and retries, where a database
+// error or a *termError costs it the term.
 type publishError struct {
 	err         error
 	count       int
@@ -45,13 +46,13 @@ func (e *publishError) Error() string { return e.err.Error() }
 
 // drain publishes batches while this session leads: at once while batches
 // come back full, otherwise after a NOTIFY or PollInterval. It returns nil
-// when ctx ends, and the error when the database fails (the session is then
-// dropped) or when Run must end.
-func (r *Relay) drain(ctx context.Context, s *session, w *kafka.Writer, bo *backoff) error {
+// when ctx ends, and the error when the database fails or the term ends
+// (the session is then dropped) or when Run must end.
+func (r *Relay) drain(ctx context.Context, s *session, p *producer, bo *backoff) error {
 	bo.reset()
 	var emptySince time.Time // start of the current run of empty reads while busy
 	for ctx.Err() == nil {
-		n, err := r.round(ctx, s, w)
+		n, err := r.round(ctx, s, p)
 		var pe *publishError
 		switch {
 		case errors.As(err, &pe):
@@ -116,27 +117,33 @@ func (r *Relay) busy(ctx context.Context, s *session, emptySince *time.Time) err
 	return nil
 }
 
-func (r *Relay) round(ctx context.Context, s *session, w *kafka.Writer) (int, error) {
+// round reads, publishes and deletes one batch. The rows are read after the
+// term's producer was initialised (see producer), so a batch can only be
+// committed by a producer no newer leader has fenced: what an old leader
+// commits precedes, on every partition, all that a newer one publishes.
+func (r *Relay) round(ctx context.Context, s *session, p *producer) (int, error) {
 	rows, err := r.fetch(ctx, s)
 	if err != nil {
 		return 0, err
 	}
 	b := r.encode(rows)
-	if len(b.msgs) == 0 {
+	if len(b.recs) == 0 {
 		return len(rows), nil
 	}
 	first, last := b.ids[0], b.ids[len(b.ids)-1]
-	// The batch in flight is finished even when ctx ends: it is bounded by
-	// WriteTimeout, and a publish without its delete is a duplicate later.
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.WriteTimeout)
-	defer cancel()
+	// The batch in flight is finished even when ctx ends: each step is
+	// bounded by WriteTimeout, and a publish without its delete is a
+	// duplicate later.
 	started := time.Now()
-	if err := w.WriteMessages(pctx, b.msgs...); err != nil {
-		return 0, &publishError{fmt.Errorf("publish: %w", r.kafka.Explain("", err)), len(b.ids), first, last}
+	if err := r.publish(context.WithoutCancel(ctx), p, b.recs); err != nil {
+		if isTerm(err) {
+			return 0, fmt.Errorf("publish %d events (outbox ids %d..%d; nothing deleted): %w", len(b.ids), first, last, err)
+		}
+		return 0, &publishError{err, len(b.ids), first, last}
 	}
 	r.publishTime.Observe(time.Since(started).Seconds())
-	r.batchSize.Observe(float64(len(b.msgs)))
-	r.stats.published.Add(uint64(len(b.msgs)))
+	r.batchSize.Observe(float64(len(b.recs)))
+	r.stats.published.Add(uint64(len(b.recs)))
 	if r.afterPublish != nil {
 		if err := r.afterPublish(); err != nil {
 			return 0, &fatalError{fmt.Errorf("after publish: %w", err)}
@@ -155,7 +162,7 @@ func (r *Relay) round(ctx context.Context, s *session, w *kafka.Writer) (int, er
 	r.stats.batches.Add(1)
 	if e := r.log.Debug(); e.Enabled() {
 		e.Int("count", len(b.ids)).Int64("first_id", first).Int64("last_id", last).
-			Strs("event_ids", eventIDs(b.msgs)).Msg("published")
+			Strs("event_ids", eventIDs(b.recs)).Msg("published")
 	}
 	return len(rows), nil
 }
@@ -197,15 +204,15 @@ func (r *Relay) fetch(ctx context.Context, s *session) ([]row, error) {
 }
 
 func (r *Relay) encode(rows []row) batch {
-	b := batch{msgs: make([]kafka.Message, 0, len(rows)), ids: make([]int64, 0, len(rows))}
+	b := batch{recs: make([]*kgo.Record, 0, len(rows)), ids: make([]int64, 0, len(rows))}
 	var stuck map[string]bool
 	for i := range rows {
 		x := &rows[i]
 		if stuck[x.aggregateID] {
 			continue
 		}
-		m, err := message(x)
-		if size := messageSize(m); err == nil && size > r.cfg.MaxMessageBytes {
+		m, err := record(x, r.cfg.Topic)
+		if size := recordSize(m); err == nil && size > r.cfg.MaxMessageBytes {
 			err = fmt.Errorf("event is %d bytes, above the relay's limit of %d (RELAY_MAX_MESSAGE_BYTES; "+
 				"raise it with the topic's max.message.bytes, or fix or delete the row)", size, r.cfg.MaxMessageBytes)
 		}
@@ -217,15 +224,18 @@ func (r *Relay) encode(rows []row) batch {
 			r.hold(x, err)
 			continue
 		}
-		b.msgs = append(b.msgs, m)
+		b.recs = append(b.recs, m)
 		b.ids = append(b.ids, x.id)
 	}
 	return b
 }
 
-// messageSize is what m weighs against the broker's limit: key, value and
+// recordSize is what m weighs against the broker's limit: key, value and
 // headers (the record's framing adds a few bytes more).
-func messageSize(m kafka.Message) int {
+func recordSize(m *kgo.Record) int {
+	if m == nil {
+		return 0
+	}
 	n := len(m.Key) + len(m.Value)
 	for _, h := range m.Headers {
 		n += len(h.Key) + len(h.Value)
@@ -244,9 +254,9 @@ func (r *Relay) hold(x *row, err error) {
 		Msg("event cannot be published: its aggregate is held back (fix or delete the outbox row)")
 }
 
-// message builds the Kafka message of one row: keyed by aggregate id, the
-// envelope as value, the envelope's fields also as headers.
-func message(x *row) (kafka.Message, error) {
+// record builds the Kafka record of one row for topic: keyed by aggregate
+// id, the envelope as value, the envelope's fields also as headers.
+func record(x *row, topic string) (*kgo.Record, error) {
 	env := contract.Envelope{
 		EventID:       x.eventID,
 		EventType:     x.eventType,
@@ -259,12 +269,13 @@ func message(x *row) (kafka.Message, error) {
 	}
 	value, err := env.Marshal()
 	if err != nil {
-		return kafka.Message{}, fmt.Errorf("encode envelope: %w", err)
+		return nil, fmt.Errorf("encode envelope: %w", err)
 	}
-	return kafka.Message{
+	return &kgo.Record{
+		Topic: topic,
 		Key:   []byte(x.aggregateID),
 		Value: value,
-		Headers: []kafka.Header{
+		Headers: []kgo.RecordHeader{
 			{Key: contract.HeaderEventID, Value: []byte(env.EventID)},
 			{Key: contract.HeaderEventType, Value: []byte(env.EventType)},
 			{Key: contract.HeaderAggregateType, Value: []byte(env.AggregateType)},
@@ -276,10 +287,10 @@ func message(x *row) (kafka.Message, error) {
 	}, nil
 }
 
-func eventIDs(msgs []kafka.Message) []string {
-	out := make([]string, len(msgs))
-	for i := range msgs {
-		out[i] = string(msgs[i].Headers[0].Value)
+func eventIDs(recs []*kgo.Record) []string {
+	out := make([]string, len(recs))
+	for i := range recs {
+		out[i] = string(recs[i].Headers[0].Value)
 	}
 	return out
 }

@@ -17,8 +17,8 @@ const (
 	DefaultChannel            = "transaction_outbox"
 	DefaultBatchSize          = 500
 	DefaultPollInterval       = time.Second
-	DefaultWriterBatchTimeout = time.Millisecond
 	DefaultWriteTimeout       = 10 * time.Second
+	DefaultTransactionTimeout = 30 * time.Second
 	DefaultMinBackoff         = 100 * time.Millisecond
 	DefaultMaxBackoff         = 10 * time.Second
 	DefaultBusyPollInterval   = 2 * time.Millisecond
@@ -26,6 +26,11 @@ const (
 	// DefaultMaxMessageBytes stays under Kafka's default limit on a record
 	// batch (message.max.bytes, max.message.bytes: 1,048,588 bytes).
 	DefaultMaxMessageBytes = 1_000_000
+	// MaxMaxMessageBytes keeps a batch within what one produce request
+	// may carry (franz-go's BrokerMaxWriteBytes, 100 MiB).
+	MaxMaxMessageBytes = 64 << 20
+	// TransactionalIDPrefix starts every default transactional id.
+	TransactionalIDPrefix = "invoicesync-relay-"
 )
 
 // Config tells a Relay which outbox to drain and where to publish it.
@@ -44,18 +49,35 @@ type Config struct {
 	// looks at the table anyway, and how often a standby retries the lock.
 	// Default 1s.
 	PollInterval time.Duration
-	// WriterBatchTimeout is kafka-go's Writer.BatchTimeout: how long the
-	// writer waits for a partition batch to fill. Its kafka-go default (1s)
-	// would be the relay's latency floor. Default 1ms.
-	WriterBatchTimeout time.Duration
-	// WriteTimeout bounds one publish to Kafka and each statement on the
-	// database; on shutdown the in-flight batch gets this long to finish.
-	// Default 10s.
+	// WriteTimeout bounds each step of a publish (initialising the
+	// producer, producing the batch until acknowledged, committing or
+	// aborting its transaction) and each statement on the database; on
+	// shutdown the in-flight batch gets this long per step to finish.
+	// At least 1s. Default 10s.
 	WriteTimeout time.Duration
+	// TransactionalID is the Kafka transactional id of the relay's
+	// producer. Every replica of one outbox must use the same id: a new
+	// leader initialising it fences the producer of any old leader at the
+	// broker, so a batch the old leader has not committed yet never
+	// becomes visible. Default (empty): "invoicesync-relay-" + Topic + "-"
+	// + a hash of the database's system identifier, its name and Table,
+	// the same for every replica of one outbox and different for another
+	// outbox publishing to the same topic. Set it when the broker's ACLs
+	// need a name known in advance. Letters, digits, . _ -; at most 249.
+	TransactionalID string
+	// TransactionTimeout is how long the broker lets a transaction stay
+	// open before it aborts it: how long read_committed consumers of a
+	// partition may wait behind a batch of a relay that died between
+	// produce and commit, when no other relay takes over (a new leader
+	// aborts it at once). At least twice WriteTimeout (produce, then
+	// commit), at most the broker's transaction.max.timeout.ms (15m by
+	// default). Default 30s.
+	TransactionTimeout time.Duration
 	// MaxMessageBytes is the largest event (key, value and headers) the
 	// relay publishes. A larger one is held back with its aggregate, like
 	// an event that cannot be encoded, instead of failing every publish.
-	// Keep it below the topic's max.message.bytes. Default 1,000,000.
+	// Keep it below the topic's max.message.bytes. Default 1,000,000, at
+	// most 64 MiB.
 	MaxMessageBytes int
 	// MinBackoff and MaxBackoff bound the exponential, jittered wait after a
 	// failure. MaxBackoff is also how long the events of an aggregate stay
@@ -94,11 +116,11 @@ func (c *Config) SetDefaults() {
 	if c.PollInterval == 0 {
 		c.PollInterval = DefaultPollInterval
 	}
-	if c.WriterBatchTimeout == 0 {
-		c.WriterBatchTimeout = DefaultWriterBatchTimeout
-	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.TransactionTimeout == 0 {
+		c.TransactionTimeout = DefaultTransactionTimeout
 	}
 	if c.MinBackoff == 0 {
 		c.MinBackoff = DefaultMinBackoff
@@ -134,16 +156,19 @@ func (c *Config) Validate() error {
 	if c.BatchSize <= 0 {
 		return fmt.Errorf("outbox batch size: must be positive, got %d", c.BatchSize)
 	}
-	if c.MaxMessageBytes < 1024 {
-		return fmt.Errorf("outbox max message bytes: must be at least 1024, got %d", c.MaxMessageBytes)
+	if c.MaxMessageBytes < 1024 || c.MaxMessageBytes > MaxMaxMessageBytes {
+		return fmt.Errorf("outbox max message bytes: must be from 1024 to %d, got %d", MaxMaxMessageBytes, c.MaxMessageBytes)
+	}
+	if c.TransactionalID != "" && (!topicRE.MatchString(c.TransactionalID) || strings.Trim(c.TransactionalID, ".") == "") {
+		return fmt.Errorf("outbox transactional id: %q is not letters, digits, . _ - (at most 249)", c.TransactionalID)
 	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
 	}{
 		{"outbox poll interval", c.PollInterval},
-		{"outbox writer batch timeout", c.WriterBatchTimeout},
 		{"outbox write timeout", c.WriteTimeout},
+		{"outbox transaction timeout", c.TransactionTimeout},
 		{"outbox min backoff", c.MinBackoff},
 		{"outbox max backoff", c.MaxBackoff},
 		{"outbox busy poll interval", c.BusyPollInterval},
@@ -152,6 +177,13 @@ func (c *Config) Validate() error {
 		if d.v <= 0 {
 			return fmt.Errorf("%s: must be positive, got %s", d.name, d.v)
 		}
+	}
+	if c.WriteTimeout < time.Second {
+		return fmt.Errorf("outbox write timeout: must be at least 1s (the Kafka client's least record timeout), got %s", c.WriteTimeout)
+	}
+	if c.TransactionTimeout < 2*c.WriteTimeout {
+		return fmt.Errorf("outbox transaction timeout: %s is below twice the write timeout %s (a batch's produce, then its commit)",
+			c.TransactionTimeout, c.WriteTimeout)
 	}
 	if c.MaxBackoff < c.MinBackoff {
 		return fmt.Errorf("outbox max backoff: %s is below min backoff %s", c.MaxBackoff, c.MinBackoff)
@@ -178,6 +210,15 @@ func tableIdent(name string) (string, error) {
 		}
 	}
 	return pgx.Identifier(parts).Sanitize(), nil
+}
+
+// defaultTransactionalID is the transactional id of topic's producer for
+// the outbox table of the database identified by system (its system
+// identifier; empty when the role may not read it) and database.
+func defaultTransactionalID(topic, system, database, table string) string {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(system + "/" + database + "/" + table))
+	return fmt.Sprintf("%s%s-%016x", TransactionalIDPrefix, topic, h.Sum64())
 }
 
 // lockKey derives the default advisory lock key from the table name.

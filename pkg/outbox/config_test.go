@@ -27,8 +27,15 @@ func TestConfigValidate(t *testing.T) {
 		{"bad topic", func(c *outbox.Config) { c.Topic = "a/b" }, "outbox topic"},
 		{"negative batch", func(c *outbox.Config) { c.BatchSize = -1 }, "outbox batch size"},
 		{"negative poll", func(c *outbox.Config) { c.PollInterval = -time.Second }, "outbox poll interval"},
-		{"negative writer batch timeout", func(c *outbox.Config) { c.WriterBatchTimeout = -1 }, "outbox writer batch timeout"},
 		{"negative write timeout", func(c *outbox.Config) { c.WriteTimeout = -1 }, "outbox write timeout"},
+		{"write timeout below 1s", func(c *outbox.Config) { c.WriteTimeout = 500 * time.Millisecond }, "outbox write timeout"},
+		{"huge message limit", func(c *outbox.Config) { c.MaxMessageBytes = 1 << 30 }, "outbox max message bytes"},
+		{"negative transaction timeout", func(c *outbox.Config) { c.TransactionTimeout = -1 }, "outbox transaction timeout"},
+		{"transaction timeout below two writes", func(c *outbox.Config) { c.WriteTimeout, c.TransactionTimeout = 10*time.Second, 15*time.Second }, "outbox transaction timeout"},
+		{"transactional id", func(c *outbox.Config) { c.TransactionalID = "sci-relay.v1_a-b" }, ""},
+		{"transactional id with space", func(c *outbox.Config) { c.TransactionalID = "sci relay" }, "outbox transactional id"},
+		{"transactional id of dots", func(c *outbox.Config) { c.TransactionalID = ".." }, "outbox transactional id"},
+		{"transactional id too long", func(c *outbox.Config) { c.TransactionalID = strings.Repeat("x", 250) }, "outbox transactional id"},
 		{"max below min backoff", func(c *outbox.Config) { c.MinBackoff, c.MaxBackoff = time.Second, time.Millisecond }, "outbox max backoff"},
 	}
 	for _, tc := range cases {
@@ -51,7 +58,7 @@ func TestConfigDefaults(t *testing.T) {
 	c := outbox.Config{Topic: "t"}
 	c.SetDefaults()
 	if c.Table != outbox.DefaultTable || c.Channel != outbox.DefaultChannel || c.BatchSize != outbox.DefaultBatchSize ||
-		c.WriterBatchTimeout != outbox.DefaultWriterBatchTimeout || c.LockKey == 0 {
+		c.TransactionTimeout != outbox.DefaultTransactionTimeout || c.TransactionalID != "" || c.LockKey == 0 {
 		t.Fatalf("SetDefaults left %+v", c)
 	}
 	other := outbox.Config{Topic: "t", Table: "other_outbox"}

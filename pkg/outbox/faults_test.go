@@ -9,7 +9,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/invoicesync/invoicesync/pkg/kafkasec"
 	"github.com/invoicesync/invoicesync/pkg/outbox"
+	"github.com/invoicesync/invoicesync/pkg/testsupport"
 )
 
 // While the broker refuses produce requests the relay retries, deletes
@@ -30,7 +32,10 @@ func TestBrokerFailureIsRetriedWithoutLoss(t *testing.T) {
 		cluster.KeepControl()
 		return nil, errors.New("injected produce failure"), true // closes the connection
 	})
-	r := e.relay(t, outbox.Config{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
+	// A short WriteTimeout: franz-go retries a produce whose connection
+	// broke until then, and only then does the relay abort and retry.
+	r := e.relay(t, outbox.Config{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		WriteTimeout: time.Second})
 	start(t, r)
 
 	_, event := insert(t, e.db.Pool, "agg-1", 1)
@@ -77,4 +82,26 @@ func lockHolder(t *testing.T, e *env) int {
 		t.Fatalf("find the lock holder: %v", err)
 	}
 	return pid
+}
+
+// While no broker answers, Run waits (KAFKA_STARTUP_TIMEOUT) rather than
+// failing, and returns nil at once when cancelled, as on SIGTERM.
+func TestRunWaitingForKafkaStopsOnCancel(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.kafka.Config
+	cfg.Brokers = []string{testsupport.NewProxy(t, "127.0.0.1:1").Addr()} // accepts, then drops the connection
+	cfg.DialTimeout, cfg.StartupTimeout = time.Second, time.Minute
+	conn, err := kafkasec.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := outbox.New(outbox.Config{Topic: e.topic}, e.db.Pool, conn, zeroLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := start(t, r)
+	time.Sleep(1500 * time.Millisecond) // at least one failed attempt
+	if err := run.Stop(); err != nil {
+		t.Fatalf("Run = %v after cancel while waiting for Kafka, want nil", err)
+	}
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/migrations"
 	"github.com/invoicesync/invoicesync/pkg/contract"
@@ -112,42 +112,35 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 // collector reads every partition of a topic from the start, in the
-// background, keeping each partition's order.
+// background and with read_committed isolation (what consumers see),
+// keeping each partition's order.
 type collector struct {
 	mu   sync.Mutex
-	msgs []kafka.Message
+	recs []*kgo.Record
 }
 
 func collect(t testing.TB, k *testsupport.Kafka, topic string) *collector {
 	c := &collector{}
+	cl := k.Client(t, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.FetchMaxWait(50*time.Millisecond))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	for p := range partitions {
-		rd := kafka.NewReader(kafka.ReaderConfig{
-			Brokers: k.Config.Brokers, Topic: topic, Partition: p, Dialer: k.Conn.Dialer(),
-			MaxWait: 50 * time.Millisecond,
-		})
-		wg.Go(func() {
-			defer rd.Close()
-			for {
-				m, err := rd.ReadMessage(ctx)
-				if err != nil {
-					return
-				}
-				c.mu.Lock()
-				c.msgs = append(c.msgs, m)
-				c.mu.Unlock()
-			}
-		})
-	}
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			fs := cl.PollFetches(ctx)
+			c.mu.Lock()
+			fs.EachRecord(func(r *kgo.Record) { c.recs = append(c.recs, r) })
+			c.mu.Unlock()
+		}
+	})
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	return c
 }
 
-func (c *collector) all() []kafka.Message {
+func (c *collector) all() []*kgo.Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return slices.Clone(c.msgs)
+	return slices.Clone(c.recs)
 }
 
 // count is how many times eventID was published.
@@ -163,11 +156,4 @@ func (c *collector) count(eventID string) int {
 
 func (c *collector) has(eventID string) bool { return c.count(eventID) > 0 }
 
-func header(m kafka.Message, key string) string {
-	for _, h := range m.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
+func header(m *kgo.Record, key string) string { return testsupport.Header(m, key) }

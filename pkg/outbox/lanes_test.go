@@ -6,7 +6,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/pkg/contract"
 	"github.com/invoicesync/invoicesync/pkg/outbox"
@@ -110,7 +110,7 @@ func TestLanesKeepPerLaneOrder(t *testing.T) {
 }
 
 // distinct counts the distinct event ids among msgs.
-func distinct(msgs []kafka.Message) int {
+func distinct(msgs []*kgo.Record) int {
 	seen := map[string]bool{}
 	for _, m := range msgs {
 		seen[header(m, contract.HeaderEventID)] = true

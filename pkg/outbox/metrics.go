@@ -18,8 +18,9 @@ import (
 //	invoicesync_relay_batches_total              batches published and deleted
 //	invoicesync_relay_publish_errors_total       database, Kafka and encoding failures
 //	invoicesync_relay_held_total                 events held back (not encodable, or too large)
+//	invoicesync_relay_terms_ended_total          terms given up: producer fenced, commit or abort failed
 //	invoicesync_relay_batch_size                 events per published batch
-//	invoicesync_relay_publish_duration_seconds   one batch: write to Kafka until acked
+//	invoicesync_relay_publish_duration_seconds   one batch: begin transaction until committed
 func (r *Relay) Collector() prometheus.Collector { return (*relayCollector)(r) }
 
 var (
@@ -28,6 +29,7 @@ var (
 	descBatches   = desc("relay_batches_total", "Batches published and deleted.")
 	descErrors    = desc("relay_publish_errors_total", "Failures: database, Kafka and events that could not be published (not encodable, too large).")
 	descHeld      = desc("relay_held_total", "Times an event could not be published (not encodable, or above the size limit) and its aggregate was held back.")
+	descTermsEnd  = desc("relay_terms_ended_total", "Leadership terms given up because the producer was fenced by a newer leader or a transaction could not be committed or aborted.")
 )
 
 func desc(name, help string) *prometheus.Desc {
@@ -42,7 +44,7 @@ func newHistograms() (batchSize, publish prometheus.Histogram) {
 	})
 	publish = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: metrics.Namespace, Name: "relay_publish_duration_seconds",
-		Help: "Time to write one batch to Kafka until the broker acknowledged it.", Buckets: metrics.LatencyBuckets,
+		Help: "Time to publish one batch: its Kafka transaction from begin until committed.", Buckets: metrics.LatencyBuckets,
 	})
 	return batchSize, publish
 }
@@ -50,7 +52,7 @@ func newHistograms() (batchSize, publish prometheus.Histogram) {
 type relayCollector Relay
 
 func (c *relayCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLeader, descPublished, descBatches, descErrors, descHeld} {
+	for _, d := range []*prometheus.Desc{descLeader, descPublished, descBatches, descErrors, descHeld, descTermsEnd} {
 		ch <- d
 	}
 	c.batchSize.Describe(ch)
@@ -68,6 +70,7 @@ func (c *relayCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descBatches, prometheus.CounterValue, float64(s.Batches))
 	ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, float64(s.Errors))
 	ch <- prometheus.MustNewConstMetric(descHeld, prometheus.CounterValue, float64(s.Held))
+	ch <- prometheus.MustNewConstMetric(descTermsEnd, prometheus.CounterValue, float64(s.TermsEnded))
 	c.batchSize.Collect(ch)
 	c.publishTime.Collect(ch)
 }

@@ -38,6 +38,10 @@ func TestMetricsMatchWhatHappened(t *testing.T) {
 		return true
 	})
 	waitFor(t, "the outbox to empty", func() bool { return e.pending(t) == 0 })
+	// The last batch is counted just after its delete.
+	waitFor(t, "the last batch counted", func() bool {
+		return uint64(gauge(t, reg, "invoicesync_relay_batches_total")) == histCount(t, reg, "invoicesync_relay_batch_size")
+	})
 	if got := gauge(t, reg, "invoicesync_relay_published_events_total"); got != 10 {
 		t.Fatalf("published = %v, want 10", got)
 	}

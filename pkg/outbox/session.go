@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -28,6 +29,9 @@ type session struct {
 	// settle is set when listening was just turned on: a commit that read
 	// the flag just before may not have notified, so the first wait is short.
 	settle bool
+	// txnID is the transactional id of the producer of this session's
+	// terms: the configured one, or the default derived from the database.
+	txnID string
 	// wake holds one pending signal: every NOTIFY received while the
 	// connection was busy collapses into it, so a burst costs one read.
 	wake chan struct{}
@@ -58,15 +62,45 @@ func (r *Relay) connect(ctx context.Context) (*session, error) {
 	}
 	// Looked up per connection, so a relay picks up a lane column added by
 	// a migration when it reconnects.
+	var database string
 	err = conn.QueryRow(cctx, `SELECT EXISTS (SELECT 1 FROM pg_attribute
 	        WHERE attrelid = to_regclass($1) AND attname = 'lane' AND attnum > 0 AND NOT attisdropped),
-	        to_regclass('outbox_relay_state') IS NOT NULL`,
-		r.cfg.Table).Scan(&s.lanes, &s.idleFlag)
+	        to_regclass('outbox_relay_state') IS NOT NULL, current_database()`,
+		r.cfg.Table).Scan(&s.lanes, &s.idleFlag, &database)
 	if err != nil {
 		_ = conn.Close(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("look up the outbox lanes: %w", err)
 	}
+	s.txnID = r.cfg.TransactionalID
+	if s.txnID == "" {
+		system, err := r.systemIdentifier(cctx, conn)
+		if err != nil {
+			_ = conn.Close(context.WithoutCancel(ctx))
+			return nil, err
+		}
+		s.txnID = defaultTransactionalID(r.cfg.Topic, system, database, r.cfg.Table)
+	}
 	return s, nil
+}
+
+// systemIdentifier returns the database cluster's system identifier, which
+// tells apart two databases of the same name on different servers (and
+// stays the same on a promoted physical standby). A role that may not
+// read it gets "" and a warning: the default transactional id then rests
+// on the database and table names alone.
+func (r *Relay) systemIdentifier(ctx context.Context, conn *pgx.Conn) (string, error) {
+	var system string
+	err := conn.QueryRow(ctx, `SELECT system_identifier::text FROM pg_control_system()`).Scan(&system)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" { // insufficient_privilege
+		r.log.Warn().Err(err).Msg("cannot read the database's system identifier: the default transactional id " +
+			"rests on the database and table names; set RELAY_TRANSACTIONAL_ID if another outbox of that name publishes to this topic")
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the database's system identifier: %w", err)
+	}
+	return system, nil
 }
 
 // lead tries to take the advisory lock without waiting. Once it has it, it

@@ -134,9 +134,18 @@ type relayConfig struct {
 	// latency for fewer, larger batches (less CPU per event in the relay,
 	// the broker and the receiver). RELAY_BUSY_POLL_INTERVAL, default 2ms.
 	BusyPollInterval time.Duration
-	// WriterBatchTimeout is how long the Kafka writer waits to fill a batch,
-	// the relay's latency floor. RELAY_WRITER_BATCH_TIMEOUT, default 1ms.
-	WriterBatchTimeout time.Duration
+	// TransactionalID is the Kafka transactional id every replica of this
+	// relay shares; a new leader's producer fences the old one's with it.
+	// RELAY_TRANSACTIONAL_ID, default empty: "invoicesync-relay-<topic>-"
+	// and a hash of the database's system identifier, name and outbox table.
+	// Set it when the broker's ACLs need a name known in advance.
+	TransactionalID string
+	// TransactionTimeout is how long the broker keeps a batch's transaction
+	// open before aborting it, bounding how long consumers wait behind a
+	// relay that died between produce and commit with no other relay to take
+	// over. At least twice the relay's 10s write timeout, at most the broker's
+	// transaction.max.timeout.ms. RELAY_TRANSACTION_TIMEOUT, default 30s.
+	TransactionTimeout time.Duration
 	// MaxMessageBytes is the largest event published; a larger one holds
 	// back its aggregate with an error instead of failing every publish.
 	// Keep it below the topic's max.message.bytes. RELAY_MAX_MESSAGE_BYTES,
@@ -156,8 +165,10 @@ func (c *relayConfig) bind(s *settings.Set) {
 		"how often an idle relay looks at the outbox without a notification")
 	s.Duration(&c.BusyPollInterval, "relay-busy-poll-interval", "RELAY_BUSY_POLL_INTERVAL", outbox.DefaultBusyPollInterval,
 		"how long a busy relay waits to read again after a read that did not fill a batch (a linger)")
-	s.Duration(&c.WriterBatchTimeout, "relay-writer-batch-timeout", "RELAY_WRITER_BATCH_TIMEOUT",
-		outbox.DefaultWriterBatchTimeout, "how long the Kafka writer waits to fill a batch (latency floor)")
+	s.String(&c.TransactionalID, "relay-transactional-id", "RELAY_TRANSACTIONAL_ID", "",
+		"Kafka transactional id shared by the relay's replicas (empty: derived from the topic, database and outbox table)")
+	s.Duration(&c.TransactionTimeout, "relay-transaction-timeout", "RELAY_TRANSACTION_TIMEOUT", outbox.DefaultTransactionTimeout,
+		"how long the broker keeps a batch's transaction open before aborting it (at least 20s)")
 	s.Int(&c.MaxMessageBytes, "relay-max-message-bytes", "RELAY_MAX_MESSAGE_BYTES", outbox.DefaultMaxMessageBytes,
 		"largest event published (keep it below the topic's max.message.bytes); a larger one is held back with an error")
 	s.String(&c.HTTPAddr, "http-addr", "RELAY_HTTP_ADDR", defaultRelayHTTPAddr,
@@ -187,10 +198,14 @@ func (c *relayConfig) Validate() error {
 		return fmt.Errorf("RELAY_POLL_INTERVAL (--relay-poll-interval): must be positive, got %s", c.PollInterval)
 	case c.BusyPollInterval <= 0 || c.BusyPollInterval > time.Second:
 		return fmt.Errorf("RELAY_BUSY_POLL_INTERVAL (--relay-busy-poll-interval): must be above 0 and at most 1s, got %s", c.BusyPollInterval)
-	case c.WriterBatchTimeout <= 0:
-		return fmt.Errorf("RELAY_WRITER_BATCH_TIMEOUT (--relay-writer-batch-timeout): must be positive, got %s", c.WriterBatchTimeout)
-	case c.MaxMessageBytes < 1024:
-		return fmt.Errorf("RELAY_MAX_MESSAGE_BYTES (--relay-max-message-bytes): must be at least 1024, got %d", c.MaxMessageBytes)
+	case c.MaxMessageBytes < 1024 || c.MaxMessageBytes > outbox.MaxMaxMessageBytes:
+		return fmt.Errorf("RELAY_MAX_MESSAGE_BYTES (--relay-max-message-bytes): must be from 1024 to %d, got %d",
+			outbox.MaxMaxMessageBytes, c.MaxMessageBytes)
+	case c.TransactionalID != "" && (!topicRE.MatchString(c.TransactionalID) || strings.Trim(c.TransactionalID, ".") == ""):
+		return fmt.Errorf("RELAY_TRANSACTIONAL_ID (--relay-transactional-id): %q is not letters, digits, . _ - (at most 249)", c.TransactionalID)
+	case c.TransactionTimeout < 2*outbox.DefaultWriteTimeout:
+		return fmt.Errorf("RELAY_TRANSACTION_TIMEOUT (--relay-transaction-timeout): must be at least %s (twice the write timeout), got %s",
+			2*outbox.DefaultWriteTimeout, c.TransactionTimeout)
 	}
 	o := c.outbox()
 	o.SetDefaults()
@@ -205,8 +220,8 @@ func (c *relayConfig) Validate() error {
 func (c *relayConfig) outbox() outbox.Config {
 	return outbox.Config{
 		Topic: c.Topic, BatchSize: c.BatchSize,
-		PollInterval: c.PollInterval, BusyPollInterval: c.BusyPollInterval, WriterBatchTimeout: c.WriterBatchTimeout,
-		MaxMessageBytes: c.MaxMessageBytes,
+		PollInterval: c.PollInterval, BusyPollInterval: c.BusyPollInterval,
+		MaxMessageBytes: c.MaxMessageBytes, TransactionalID: c.TransactionalID, TransactionTimeout: c.TransactionTimeout,
 	}
 }
 
@@ -214,5 +229,6 @@ func (c *relayConfig) MarshalZerologObject(e *zerolog.Event) {
 	c.commonConfig.MarshalZerologObject(e)
 	e.Str("kafka", c.Kafka.String()).Str("topic", c.Topic).Int("batch_size", c.BatchSize).
 		Str("poll_interval", c.PollInterval.String()).Str("busy_poll_interval", c.BusyPollInterval.String()).
-		Str("writer_batch_timeout", c.WriterBatchTimeout.String()).Int("max_message_bytes", c.MaxMessageBytes)
+		Int("max_message_bytes", c.MaxMessageBytes).Str("transactional_id", c.TransactionalID).
+		Str("transaction_timeout", c.TransactionTimeout.String())
 }

@@ -45,7 +45,7 @@ func TestDefaultsAreValid(t *testing.T) {
 		t.Fatalf("relay defaults: %v", err)
 	}
 	if relay.Topic != "sci.invoice-history.v1" || relay.BatchSize != 500 || relay.PollInterval.String() != "1s" ||
-		relay.WriterBatchTimeout.String() != "1ms" || relay.Kafka.Brokers[0] != "localhost:9092" {
+		relay.TransactionTimeout.String() != "30s" || relay.TransactionalID != "" || relay.Kafka.Brokers[0] != "localhost:9092" {
 		t.Fatalf("relay defaults = %+v", relay)
 	}
 	var migrate migrateConfig
@@ -79,7 +79,9 @@ func TestValidateNamesTheSettingAtFault(t *testing.T) {
 		{"zero poll interval", &relayConfig{}, with(creds, "RELAY_POLL_INTERVAL", "0s"), "RELAY_POLL_INTERVAL"},
 		{"zero busy poll interval", &relayConfig{}, with(creds, "RELAY_BUSY_POLL_INTERVAL", "0s"), "RELAY_BUSY_POLL_INTERVAL"},
 		{"slow busy poll interval", &relayConfig{}, with(creds, "RELAY_BUSY_POLL_INTERVAL", "2s"), "RELAY_BUSY_POLL_INTERVAL"},
-		{"zero writer batch timeout", &relayConfig{}, with(creds, "RELAY_WRITER_BATCH_TIMEOUT", "0s"), "RELAY_WRITER_BATCH_TIMEOUT"},
+		{"huge message limit", &relayConfig{}, with(creds, "RELAY_MAX_MESSAGE_BYTES", "1000000000"), "RELAY_MAX_MESSAGE_BYTES"},
+		{"bad transactional id", &relayConfig{}, with(creds, "RELAY_TRANSACTIONAL_ID", "sci relay"), "RELAY_TRANSACTIONAL_ID"},
+		{"short transaction timeout", &relayConfig{}, with(creds, "RELAY_TRANSACTION_TIMEOUT", "5s"), "RELAY_TRANSACTION_TIMEOUT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

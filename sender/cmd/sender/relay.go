@@ -15,8 +15,9 @@ import (
 	"github.com/invoicesync/invoicesync/sender/internal/api"
 )
 
-// relay publishes the outbox until ctx ends. The relay checks the Kafka
-// credentials itself when it starts.
+// relay publishes the outbox until ctx ends. The relay waits for Kafka
+// itself when it starts (KAFKA_STARTUP_TIMEOUT) and ends with an error on
+// refused credentials or authorization, so the process exits non-zero.
 func relay(ctx context.Context, c *cli, args []string) error {
 	var cfg relayConfig
 	s := settings.New("sender relay", "Publish the transactional outbox of the sender database to Kafka.")
