@@ -92,13 +92,14 @@ func backfillHistories(ctx context.Context, c *cli, args []string) error {
 func reportBackfill(c *cli, log zerolog.Logger, dryRun bool, res backfill.Result) error {
 	if dryRun {
 		log.Info().Str("start", res.Start.String()).Int64("after_id", res.FromID).Int64("would_scan", res.Scanned).
-			Int64("would_enqueue", res.Enqueued).Msg("dry run: nothing written")
-		fmt.Fprintf(c.stdout, "dry run: %d histories after id %d would be scanned, %d enqueued\n",
-			res.Scanned, res.FromID, res.Enqueued)
+			Int64("would_enqueue", res.Enqueued).Int64("would_reject", res.Rejected).Msg("dry run: nothing written")
+		fmt.Fprintf(c.stdout, "dry run: %d histories after id %d would be scanned, %d enqueued, %d rejected "+
+			"(they cannot form a valid event; the log names each with the field at fault)\n",
+			res.Scanned, res.FromID, res.Enqueued, res.Rejected)
 		return nil
 	}
 	e := log.Info().Str("start", res.Start.String()).Int64("after_id", res.FromID).Int64("last_id", res.LastID).
-		Int64("scanned", res.Scanned).Int64("enqueued", res.Enqueued).Int("batches", res.Batches)
+		Int64("scanned", res.Scanned).Int64("enqueued", res.Enqueued).Int64("rejected", res.Rejected).Int("batches", res.Batches)
 	if cp := res.Checkpoint; cp != nil {
 		e = e.Int64("checkpoint_scanned", cp.Scanned).Int64("checkpoint_enqueued", cp.Enqueued)
 	}
@@ -108,7 +109,8 @@ func reportBackfill(c *cli, log zerolog.Logger, dryRun bool, res backfill.Result
 			"run \"sender backfill\" again to resume from there", res.LastID, res.Enqueued)
 	}
 	e.Msg("backfill finished")
-	fmt.Fprintf(c.stdout, "backfill finished: %d histories scanned, %d enqueued, up to id %d\n",
-		res.Scanned, res.Enqueued, res.LastID)
+	fmt.Fprintf(c.stdout, "backfill finished: %d histories scanned, %d enqueued, %d rejected "+
+		"(they cannot form a valid event; the log names each with the field at fault), up to id %d\n",
+		res.Scanned, res.Enqueued, res.Rejected, res.LastID)
 	return nil
 }

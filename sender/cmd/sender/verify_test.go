@@ -141,3 +141,38 @@ func TestSeedBackfillVerifyCommands(t *testing.T) {
 		t.Fatalf("report %+v, want the non-ERROR histories missing (3 ids listed)", rep)
 	}
 }
+
+// A legacy history that cannot form a valid event (edited outside the API:
+// a file name over the limit) is not published by backfill: the summary
+// counts it as rejected and the others go through.
+func TestBackfillCommandReportsRejectedHistories(t *testing.T) {
+	sender := testsupport.MigratedDatabase(t, migrations.Sender)
+	receiver := testsupport.MigratedDatabase(t, migrations.Receiver)
+	env := map[string]string{"SENDER_DATABASE_URL": sender.URL, "RECEIVER_DATABASE_URL": receiver.URL}
+	run := func(args ...string) string {
+		t.Helper()
+		c, out := testCLI(env)
+		if err := c.run(context.Background(), args); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		return out.String()
+	}
+	run("seed", "-n", "10")
+	if _, err := sender.Pool.Exec(context.Background(), `UPDATE send_invoice_history_form SET file_name = repeat('x', 300)
+		WHERE history_id = (SELECT min(id) FROM send_invoice_history)`); err != nil {
+		t.Fatal(err)
+	}
+	if out := run("backfill", "--dry-run"); !strings.Contains(out, "9 enqueued, 1 rejected") {
+		t.Fatalf("dry run = %q, want 9 enqueued and 1 rejected", out)
+	}
+	if out := run("backfill"); !strings.Contains(out, "10 histories scanned, 9 enqueued, 1 rejected") {
+		t.Fatalf("backfill = %q, want 10 scanned, 9 enqueued and 1 rejected", out)
+	}
+	var n int
+	if err := sender.Pool.QueryRow(context.Background(), "SELECT count(*) FROM transaction_outbox").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 9 {
+		t.Fatalf("outbox holds %d events, want the 9 valid histories", n)
+	}
+}
