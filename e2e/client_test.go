@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // sentForm and sentHistory are what a test sent through the sender API.
@@ -150,7 +151,11 @@ func (s *stack) received(t *testing.T, id int64) *receivedHistory {
 }
 
 // waitCaughtUp waits until the receiver's consumer group has committed
-// every message now in the topic.
+// every message now in the topic. The relay writes in transactions, so a
+// partition's end offset lies past its last message (the commit marker
+// takes an offset, and an aborted transaction's records do too): a group is
+// caught up on a partition when nothing but markers and aborted records
+// lies between its committed offset and the last stable offset.
 func (s *stack) waitCaughtUp(t *testing.T) {
 	t.Helper()
 	adm, err := s.kafka.Conn.Admin()
@@ -160,7 +165,7 @@ func (s *stack) waitCaughtUp(t *testing.T) {
 	eventually(t, 30*time.Second, "the receiver group to commit up to the end of the topic", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		ends, err := adm.ListEndOffsets(ctx, s.topic)
+		ends, err := adm.ListCommittedOffsets(ctx, s.topic)
 		if err != nil || ends.Error() != nil {
 			return false
 		}
@@ -168,14 +173,56 @@ func (s *stack) waitCaughtUp(t *testing.T) {
 		if err != nil || committed.Error() != nil {
 			return false
 		}
-		caughtUp := true
+		behind := map[int32]kgo.Offset{}
+		stops := map[int32]int64{}
 		ends.Each(func(e kadm.ListedOffset) {
-			if c, ok := committed.Lookup(s.topic, e.Partition); e.Offset > 0 && (!ok || c.At < e.Offset) {
-				caughtUp = false
+			c, ok := committed.Lookup(s.topic, e.Partition)
+			switch {
+			case !ok && e.Offset > 0:
+				behind[e.Partition], stops[e.Partition] = kgo.NewOffset().AtStart(), e.Offset
+			case ok && c.At < e.Offset:
+				behind[e.Partition], stops[e.Partition] = kgo.NewOffset().At(c.At), e.Offset
 			}
 		})
-		return caughtUp
+		return len(behind) == 0 || s.onlyMarkersLeft(ctx, behind, stops)
 	})
+}
+
+// onlyMarkersLeft reads each partition from its offset in from up to its
+// offset in stops (exclusive) with read_committed, and reports whether no
+// message lies there: only transaction markers, or nothing committed.
+func (s *stack) onlyMarkersLeft(ctx context.Context, from map[int32]kgo.Offset, stops map[int32]int64) bool {
+	cl, err := s.kafka.Conn.NewClient(kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: from}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	if err != nil {
+		return false
+	}
+	defer cl.Close()
+	left := len(stops)
+	for left > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return false
+		}
+		message := false
+		fs.EachRecord(func(r *kgo.Record) {
+			stop, ok := stops[r.Partition]
+			if !ok || r.Offset >= stop {
+				return
+			}
+			if !r.Attrs.IsControl() {
+				message = true
+			}
+			if r.Offset+1 >= stop {
+				delete(stops, r.Partition)
+				left--
+			}
+		})
+		if message {
+			return false
+		}
+	}
+	return true
 }
 
 func itoa(id int64) string { return strconv.FormatInt(id, 10) }
