@@ -113,7 +113,7 @@ type Consumer struct {
 	extraOpts []kgo.Opt // tests: appended to the group member's options
 
 	mu      sync.Mutex
-	parts   map[int32]*partition // the partitions assigned now
+	parts   map[int32]*partition // the partitions assigned now, and those stopping
 	closing bool                 // Run is stopping: assign nothing more
 }
 
@@ -354,13 +354,18 @@ func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]in
 // revoke stops the partitions ids and waits for them. drain lets each finish
 // and commit its batch in flight within DrainTimeout; otherwise they stop
 // at once, uncommitted.
+//
+// A partition stays in c.parts until it finished: while Run shuts down the
+// client is still a group member, and a rebalance that revokes or loses the
+// partition meanwhile must find it, wait for it and end its ownership
+// before the partition moves to another member, whose progress a late
+// commit of this one would overwrite.
 func (c *Consumer) revoke(ids []int32, drain bool) {
 	c.mu.Lock()
 	var stopping []*partition
 	for _, id := range ids {
 		if p := c.parts[id]; p != nil {
 			stopping = append(stopping, p)
-			delete(c.parts, id)
 		}
 	}
 	c.mu.Unlock()
@@ -373,6 +378,13 @@ func (c *Consumer) revoke(ids []int32, drain bool) {
 	for _, p := range stopping {
 		p.wait()
 	}
+	c.mu.Lock()
+	for _, p := range stopping {
+		if c.parts[p.id] == p {
+			delete(c.parts, p.id)
+		}
+	}
+	c.mu.Unlock()
 	how := "partitions revoked"
 	if !drain {
 		how = "partitions lost; stopped without committing"
@@ -380,7 +392,7 @@ func (c *Consumer) revoke(ids []int32, drain bool) {
 	c.log.Info().Ints32("partitions", sorted(ids)).Msg(how)
 }
 
-// assigned returns the partitions assigned now.
+// assigned returns the partitions assigned now, and those still stopping.
 func (c *Consumer) assigned() []int32 {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -101,6 +101,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// waitUntil polls cond until it holds or timeout passes, and reports
+// whether it held: for a window in which something must not happen.
+func waitUntil(timeout time.Duration, cond func() bool) bool {
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+	return true
+}
+
 // recorder remembers the batches handed to a handler, in order, as offsets.
 type recorder struct {
 	mu      sync.Mutex

@@ -366,7 +366,8 @@ func (c *Consumer) committedOffset(id int32) func() int64 {
 	}
 }
 
-// assignedCount is the number of partitions assigned now.
+// assignedCount is the number of partitions assigned now, and of those
+// still stopping.
 func (c *Consumer) assignedCount() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
