@@ -57,6 +57,10 @@ func (r *Relay) drain(ctx context.Context, s *session, p *producer, bo *backoff)
 		switch {
 		case errors.As(err, &pe):
 			r.stats.errors.Add(1)
+			if failed, stepDown := r.noteFailure(pe.err); stepDown {
+				return &termError{err: fmt.Errorf("could not publish for %s (RELAY_STEP_DOWN_AFTER %s): %w",
+					failed.Round(time.Millisecond), r.cfg.StepDownAfter, pe.err), stepDown: true}
+			}
 			d := bo.next()
 			r.log.Error().Err(pe.err).Int("count", pe.count).Int64("first_id", pe.first).
 				Int64("last_id", pe.last).Dur("retry_in", d).Msg("publish failed: nothing deleted, retrying")
@@ -65,6 +69,7 @@ func (r *Relay) drain(ctx context.Context, s *session, p *producer, bo *backoff)
 		case err != nil:
 			return err
 		}
+		r.failing.Store(nil)
 		bo.reset()
 		if err := r.pace(ctx, s, n, &emptySince); err != nil {
 			return err

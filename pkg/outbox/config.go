@@ -21,6 +21,7 @@ const (
 	DefaultTransactionTimeout = 30 * time.Second
 	DefaultMinBackoff         = 100 * time.Millisecond
 	DefaultMaxBackoff         = 10 * time.Second
+	DefaultStepDownAfter      = 30 * time.Second
 	DefaultBusyPollInterval   = 2 * time.Millisecond
 	DefaultIdleAfter          = 100 * time.Millisecond
 	// DefaultMaxMessageBytes stays under Kafka's default limit on a record
@@ -84,6 +85,11 @@ type Config struct {
 	// held back after one of them could not be published (not encodable,
 	// too large), before the relay looks again. Defaults 100ms and 10s.
 	MinBackoff, MaxBackoff time.Duration
+	// StepDownAfter is how long a leader may fail to publish (Kafka
+	// unreachable from it, or refusing every batch) before it ends its term:
+	// it releases the lock and waits its turn, so a standby that reaches
+	// Kafka takes over. Default 30s.
+	StepDownAfter time.Duration
 	// BusyPollInterval is how often a busy leader reads the table again when
 	// a read found nothing. While busy, writers do not NOTIFY (a NOTIFY per
 	// commit serializes the sender's commits), so this bounds the added
@@ -128,6 +134,9 @@ func (c *Config) SetDefaults() {
 	if c.MaxBackoff == 0 {
 		c.MaxBackoff = DefaultMaxBackoff
 	}
+	if c.StepDownAfter == 0 {
+		c.StepDownAfter = DefaultStepDownAfter
+	}
 	if c.BusyPollInterval == 0 {
 		c.BusyPollInterval = DefaultBusyPollInterval
 	}
@@ -171,6 +180,7 @@ func (c *Config) Validate() error {
 		{"outbox transaction timeout", c.TransactionTimeout},
 		{"outbox min backoff", c.MinBackoff},
 		{"outbox max backoff", c.MaxBackoff},
+		{"outbox step down after", c.StepDownAfter},
 		{"outbox busy poll interval", c.BusyPollInterval},
 		{"outbox idle after", c.IdleAfter},
 	} {

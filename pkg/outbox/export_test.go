@@ -1,5 +1,7 @@
 package outbox
 
+import "github.com/twmb/franz-go/pkg/kgo"
+
 // SetAfterPublish installs the test hook that runs between a batch's commit
 // and its delete; an error from it ends Run, as a crash there would.
 func SetAfterPublish(r *Relay, f func() error) { r.afterPublish = f }
@@ -15,3 +17,7 @@ func SetIdempotentOnly(r *Relay) { r.idempotentOnly = true }
 
 // DefaultTransactionalID exposes the default transactional id's derivation.
 var DefaultTransactionalID = defaultTransactionalID
+
+// WithClientOpts adds opts to the options of r's producers: the tests
+// route a relay through a proxy they can cut.
+func WithClientOpts(r *Relay, opts ...kgo.Opt) { r.extraOpts = opts }

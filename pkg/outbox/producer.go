@@ -38,7 +38,12 @@ type producer struct {
 // and the session dropped, which releases the lock; whoever leads next
 // initialises the transactional id again, which aborts or completes what
 // was left open.
-type termError struct{ err error }
+type termError struct {
+	err error
+	// stepDown: the leader could not publish for StepDownAfter; it waits
+	// its turn before standing again.
+	stepDown bool
+}
 
 func (e *termError) Error() string { return e.err.Error() }
 func (e *termError) Unwrap() error { return e.err }
@@ -83,7 +88,7 @@ func (r *Relay) producerOpts(txnID string) []kgo.Opt {
 	if txnID != "" {
 		opts = append(opts, kgo.TransactionalID(txnID), kgo.TransactionTimeout(r.cfg.TransactionTimeout))
 	}
-	return opts
+	return append(opts, r.extraOpts...)
 }
 
 // publish produces recs in one transaction and commits it, each step
@@ -140,7 +145,7 @@ func (r *Relay) publish(ctx context.Context, p *producer, recs []*kgo.Record) er
 		}
 		// Whatever went wrong, the outcome is now the broker's: the next
 		// initialisation of the transactional id settles it.
-		return &termError{fmt.Errorf("commit failed, its outcome settled by the next leader's producer: %w", r.kafka.Explain("", err))}
+		return &termError{err: fmt.Errorf("commit failed, its outcome settled by the next leader's producer: %w", r.kafka.Explain("", err))}
 	}
 	return nil
 }
@@ -161,7 +166,7 @@ func (r *Relay) abort(ctx context.Context, p *producer, cause error) error {
 		if c := r.classify(err); isTerm(c) {
 			return fmt.Errorf("%w; then abort: %w", cause, c)
 		}
-		return &termError{fmt.Errorf("%w; then abort failed (the next leader's initialisation aborts it): %w", cause, err)}
+		return &termError{err: fmt.Errorf("%w; then abort failed (the next leader's initialisation aborts it): %w", cause, err)}
 	}
 	return r.kafka.Explain("", cause)
 }
@@ -176,7 +181,7 @@ func (r *Relay) classify(err error) error {
 		return &fatalError{err}
 	case errors.Is(err, kerr.ProducerFenced), errors.Is(err, kerr.InvalidProducerEpoch),
 		errors.Is(err, kerr.InvalidProducerIDMapping), errors.Is(err, kerr.TransactionalIDNotFound):
-		return &termError{fmt.Errorf("fenced: a newer producer of this transactional id exists (another relay took the lead): %w", err)}
+		return &termError{err: fmt.Errorf("fenced: a newer producer of this transactional id exists (another relay took the lead): %w", err)}
 	}
 	return err
 }

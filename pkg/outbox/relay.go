@@ -66,6 +66,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/pkg/kafkasec"
 )
@@ -95,6 +96,19 @@ type Relay struct {
 	// idempotentOnly (benchmarks only) publishes without transactions, to
 	// measure what they cost.
 	idempotentOnly bool
+	// extraOpts (tests only) are added to the producers' options.
+	extraOpts []kgo.Opt
+
+	// failing is the current streak of failed publishes of this leader (nil
+	// when the last publish succeeded): Ready reports it, and drain ends
+	// the term once it is StepDownAfter old.
+	failing atomic.Pointer[failStreak]
+}
+
+// failStreak is a run of failed publishes.
+type failStreak struct {
+	since time.Time
+	err   error
 }
 
 // Stats is a snapshot of a relay's counters since it was built.
@@ -220,6 +234,7 @@ func (l *loop) step(ctx context.Context) error {
 			return nil
 		}
 		if !ok {
+			r.failing.Store(nil) // another relay leads: nothing is expected of this one
 			if !l.standby {
 				r.log.Info().Int64("lock_key", r.cfg.LockKey).Msg("standby: another relay holds the lock")
 				l.standby = true
@@ -244,6 +259,11 @@ func (l *loop) step(ctx context.Context) error {
 				return fmt.Errorf("outbox relay: %w", c)
 			}
 			l.closeSession()
+			if failed, stepDown := r.noteFailure(err); stepDown {
+				r.log.Error().Err(err).Dur("failing_for", failed).Dur("stands_again_in", r.yieldTime()).
+					Msg("cannot start a leadership term (lock released): waiting for a standby that reaches Kafka to take over")
+				sleep(ctx, r.yieldTime())
+			}
 			l.fail(ctx, "start the leadership term (lock released)", err)
 			return nil
 		}
@@ -257,10 +277,18 @@ func (l *loop) step(ctx context.Context) error {
 	switch {
 	case errors.As(err, &fatal):
 		return fmt.Errorf("outbox relay: %w", fatal.err)
+	case errors.As(err, &term) && term.stepDown:
+		r.stats.termEnds.Add(1)
+		wait := r.yieldTime()
+		r.log.Error().Err(err).Dur("stands_again_in", wait).
+			Msg("stepping down: producer closed, lock released, so a standby that reaches Kafka can take over")
+		l.closeSession()
+		sleep(ctx, wait)
 	case errors.As(err, &term):
 		r.stats.termEnds.Add(1)
 		r.log.Error().Err(err).Msg("leadership term ended: producer closed, lock released; standing for the lead again")
 		l.closeSession()
+		r.noteFailure(err)
 		l.fail(ctx, "", nil)
 	case err != nil && ctx.Err() == nil:
 		l.drop(ctx, "outbox database work", err)
@@ -313,6 +341,11 @@ func (l *loop) closeSession() {
 	l.r.stats.leader.Store(false)
 }
 
+// yieldTime is how long a relay that stepped down waits before it stands
+// for the lead again: three of the standbys' lock polls, so one of them
+// takes the lock first if there is one.
+func (r *Relay) yieldTime() time.Duration { return 3 * r.cfg.PollInterval }
+
 func (l *loop) close() { l.closeSession() }
 
 // fatalError ends Run.
@@ -343,4 +376,30 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// Ready reports whether the relay does its job, for /readyz: nil for a
+// standby and for a leader whose last publish succeeded, an error naming
+// how long and why for a leader that cannot publish (it steps down after
+// StepDownAfter).
+func (r *Relay) Ready(context.Context) error {
+	f := r.failing.Load()
+	if f == nil {
+		return nil
+	}
+	return fmt.Errorf("leading but cannot publish for %s (steps down after %s): %w",
+		time.Since(f.since).Round(time.Millisecond), r.cfg.StepDownAfter, f.err)
+}
+
+// noteFailure records a failure to publish (or to start a term) in the
+// current streak and returns how long the streak has lasted, and whether
+// the leader must now step down (StepDownAfter).
+func (r *Relay) noteFailure(err error) (time.Duration, bool) {
+	since := time.Now()
+	if f := r.failing.Load(); f != nil {
+		since = f.since
+	}
+	r.failing.Store(&failStreak{since: since, err: err})
+	failed := time.Since(since)
+	return failed, failed >= r.cfg.StepDownAfter
 }

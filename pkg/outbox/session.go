@@ -35,11 +35,15 @@ type session struct {
 	// wake holds one pending signal: every NOTIFY received while the
 	// connection was busy collapses into it, so a burst costs one read.
 	wake chan struct{}
+	// timeout bounds each statement (WriteTimeout): a connection that
+	// stopped answering without closing fails within it, and the relay
+	// drops it and stands for the lead again.
+	timeout time.Duration
 }
 
 // connect opens the dedicated connection with the pool's settings.
 func (r *Relay) connect(ctx context.Context) (*session, error) {
-	s := &session{wake: make(chan struct{}, 1)}
+	s := &session{wake: make(chan struct{}, 1), timeout: r.cfg.WriteTimeout}
 	cfg := r.pool.Config().ConnConfig // a copy
 	cfg.OnNotification = func(*pgconn.PgConn, *pgconn.Notification) {
 		select {
@@ -108,6 +112,8 @@ func (r *Relay) systemIdentifier(ctx context.Context, conn *pgx.Conn) (string, e
 // unsignalled. A standby does not LISTEN: it would only pile up
 // notifications.
 func (s *session) lead(ctx context.Context, key int64, channel string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
 	var ok bool
 	if err := s.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok); err != nil {
 		return false, fmt.Errorf("try advisory lock: %w", err)
@@ -152,6 +158,8 @@ func (s *session) setListening(ctx context.Context, channel string, on bool) err
 	if !s.idleFlag {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
 	_, err := s.conn.Exec(ctx, `INSERT INTO outbox_relay_state (channel, listening) VALUES ($1, $2)
 		ON CONFLICT (channel) DO UPDATE SET listening = EXCLUDED.listening, updated_at = clock_timestamp()`, channel, on)
 	if err != nil {

@@ -2,11 +2,11 @@ package testsupport
 
 import (
 	"errors"
-	"io"
 	"net"
 	"net/url"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Proxy is a TCP proxy on loopback that a test can cut, to simulate a
@@ -15,8 +15,12 @@ type Proxy struct {
 	ln     net.Listener
 	target string
 
-	mu    sync.Mutex
-	cut   bool
+	mu  sync.Mutex
+	cut bool
+	// hole drops every byte in both directions while set, without closing
+	// anything: a peer that stopped answering (a dead host, a network
+	// partition), as opposed to Cut's closed connections.
+	hole  bool
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
 }
@@ -66,11 +70,29 @@ func (p *Proxy) Cut() {
 	}
 }
 
-// Restore forwards new connections again.
+// Restore forwards new connections again, and bytes again after Blackhole
+// (what was dropped meanwhile is lost: the connections that carried it are
+// broken for their protocol).
 func (p *Proxy) Restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.cut = false
+	p.cut, p.hole = false, false
+}
+
+// Blackhole stops forwarding: bytes are read and dropped in both
+// directions, connections stay open and new ones are accepted but never
+// reach the target, until Restore. Each side sees a peer that stopped
+// answering, which only timeouts detect.
+func (p *Proxy) Blackhole() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hole = true
+}
+
+func (p *Proxy) blackholed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.hole
 }
 
 func (p *Proxy) close() {
@@ -95,6 +117,14 @@ func (p *Proxy) accept() {
 // forward pipes client to a new connection to the target until either side
 // closes or the proxy is cut.
 func (p *Proxy) forward(client net.Conn) {
+	for p.blackholed() {
+		// Accepted but never forwarded: hold the client until Restore or close.
+		if p.isCut() {
+			_ = client.Close()
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	server, err := net.Dial("tcp", p.target)
 	if err != nil {
 		_ = client.Close()
@@ -108,7 +138,18 @@ func (p *Proxy) forward(client net.Conn) {
 	defer p.untrack(client, server)
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 && !p.blackholed() {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
 		done <- struct{}{}
 	}
 	go pipe(server, client)
@@ -117,6 +158,12 @@ func (p *Proxy) forward(client net.Conn) {
 	_ = client.Close()
 	_ = server.Close()
 	<-done
+}
+
+func (p *Proxy) isCut() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cut
 }
 
 // track registers both ends unless the proxy is cut.

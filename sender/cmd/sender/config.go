@@ -146,6 +146,10 @@ type relayConfig struct {
 	// over. At least twice the relay's 10s write timeout, at most the broker's
 	// transaction.max.timeout.ms. RELAY_TRANSACTION_TIMEOUT, default 30s.
 	TransactionTimeout time.Duration
+	// StepDownAfter is how long a leader may fail to publish before it
+	// releases the lock and waits its turn, so a standby that reaches Kafka
+	// takes over. RELAY_STEP_DOWN_AFTER, default 30s.
+	StepDownAfter time.Duration
 	// MaxMessageBytes is the largest event published; a larger one holds
 	// back its aggregate with an error instead of failing every publish.
 	// Keep it below the topic's max.message.bytes. RELAY_MAX_MESSAGE_BYTES,
@@ -169,6 +173,8 @@ func (c *relayConfig) bind(s *settings.Set) {
 		"Kafka transactional id shared by the relay's replicas (empty: derived from the topic, database and outbox table)")
 	s.Duration(&c.TransactionTimeout, "relay-transaction-timeout", "RELAY_TRANSACTION_TIMEOUT", outbox.DefaultTransactionTimeout,
 		"how long the broker keeps a batch's transaction open before aborting it (at least 20s)")
+	s.Duration(&c.StepDownAfter, "relay-step-down-after", "RELAY_STEP_DOWN_AFTER", outbox.DefaultStepDownAfter,
+		"how long a leader may fail to publish before it releases the lock to a standby")
 	s.Int(&c.MaxMessageBytes, "relay-max-message-bytes", "RELAY_MAX_MESSAGE_BYTES", outbox.DefaultMaxMessageBytes,
 		"largest event published (keep it below the topic's max.message.bytes); a larger one is held back with an error")
 	s.String(&c.HTTPAddr, "http-addr", "RELAY_HTTP_ADDR", defaultRelayHTTPAddr,
@@ -203,6 +209,8 @@ func (c *relayConfig) Validate() error {
 			outbox.MaxMaxMessageBytes, c.MaxMessageBytes)
 	case c.TransactionalID != "" && (!topicRE.MatchString(c.TransactionalID) || strings.Trim(c.TransactionalID, ".") == ""):
 		return fmt.Errorf("RELAY_TRANSACTIONAL_ID (--relay-transactional-id): %q is not letters, digits, . _ - (at most 249)", c.TransactionalID)
+	case c.StepDownAfter <= 0:
+		return fmt.Errorf("RELAY_STEP_DOWN_AFTER (--relay-step-down-after): must be positive, got %s", c.StepDownAfter)
 	case c.TransactionTimeout < 2*outbox.DefaultWriteTimeout:
 		return fmt.Errorf("RELAY_TRANSACTION_TIMEOUT (--relay-transaction-timeout): must be at least %s (twice the write timeout), got %s",
 			2*outbox.DefaultWriteTimeout, c.TransactionTimeout)
@@ -222,6 +230,7 @@ func (c *relayConfig) outbox() outbox.Config {
 		Topic: c.Topic, BatchSize: c.BatchSize,
 		PollInterval: c.PollInterval, BusyPollInterval: c.BusyPollInterval,
 		MaxMessageBytes: c.MaxMessageBytes, TransactionalID: c.TransactionalID, TransactionTimeout: c.TransactionTimeout,
+		StepDownAfter: c.StepDownAfter,
 	}
 }
 
@@ -230,5 +239,5 @@ func (c *relayConfig) MarshalZerologObject(e *zerolog.Event) {
 	e.Str("kafka", c.Kafka.String()).Str("topic", c.Topic).Int("batch_size", c.BatchSize).
 		Str("poll_interval", c.PollInterval.String()).Str("busy_poll_interval", c.BusyPollInterval.String()).
 		Int("max_message_bytes", c.MaxMessageBytes).Str("transactional_id", c.TransactionalID).
-		Str("transaction_timeout", c.TransactionTimeout.String())
+		Str("transaction_timeout", c.TransactionTimeout.String()).Str("step_down_after", c.StepDownAfter.String())
 }

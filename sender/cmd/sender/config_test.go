@@ -82,6 +82,7 @@ func TestValidateNamesTheSettingAtFault(t *testing.T) {
 		{"huge message limit", &relayConfig{}, with(creds, "RELAY_MAX_MESSAGE_BYTES", "1000000000"), "RELAY_MAX_MESSAGE_BYTES"},
 		{"bad transactional id", &relayConfig{}, with(creds, "RELAY_TRANSACTIONAL_ID", "sci relay"), "RELAY_TRANSACTIONAL_ID"},
 		{"short transaction timeout", &relayConfig{}, with(creds, "RELAY_TRANSACTION_TIMEOUT", "5s"), "RELAY_TRANSACTION_TIMEOUT"},
+		{"zero step-down bound", &relayConfig{}, with(creds, "RELAY_STEP_DOWN_AFTER", "0s"), "RELAY_STEP_DOWN_AFTER"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

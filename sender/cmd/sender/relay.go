@@ -58,12 +58,14 @@ func relay(ctx context.Context, c *cli, args []string) error {
 
 // relayOps serves the relay's operational endpoints: GET /metrics (relay
 // counters, batch sizes, publish latency, outbox backlog and the age of its
-// oldest event), GET /healthz, and GET /readyz (database and Kafka reachable).
+// oldest event), GET /healthz, and GET /readyz (database and Kafka
+// reachable, and the relay, if it leads, publishing).
 func relayOps(r *outbox.Relay, pool *pgxpool.Pool, conn *kafkasec.Conn) http.Handler {
 	reg := metrics.NewRegistry()
 	reg.MustRegister(r.Collector(), r.BacklogCollector())
 	mux := http.NewServeMux()
-	health.New(health.Config{}, map[string]health.Check{"database": pool.Ping, "kafka": conn.Check}).Register(mux)
+	health.New(health.Config{}, map[string]health.Check{
+		"database": pool.Ping, "kafka": conn.Check, "publishing": r.Ready}).Register(mux)
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	return mux
 }
