@@ -92,7 +92,9 @@ type Config struct {
 	MaxBackoff time.Duration
 	// DrainTimeout bounds how long a partition, once told to stop (Run's
 	// context cancelled or a rebalance), may spend finishing the batch in
-	// flight and committing it. Default 10s.
+	// flight and committing it; the partitions stopped together share one
+	// deadline. A handler that has not returned a second after it is
+	// abandoned, and nothing is committed for it. Default 10s.
 	DrainTimeout time.Duration
 	// Metrics, when set, receives the consumer's series:
 	// invoicesync_consumer_lag_messages{topic,partition},

@@ -29,7 +29,10 @@
 //     past a message that is neither handled nor dead-lettered.
 //   - A revoked partition finishes its batch in flight within
 //     DrainTimeout and commits it before the revocation completes; a lost
-//     one (the session expired) stops without committing.
+//     one (the session expired) stops without committing. A handler that
+//     ignores its context and overruns DrainTimeout is abandoned (logged at
+//     error level, nothing committed for it), so neither a revocation nor
+//     Run's shutdown waits for it.
 //
 // Delivery is at least once: a batch whose commit did not happen (a crash, a
 // rebalance, a failed commit) is delivered again, so handlers must be
@@ -148,7 +151,8 @@ func (c *Consumer) Stats() Stats {
 // connection's StartupTimeout, failing at once on wrong credentials, a
 // refused authorization or a missing topic), joins the group and consumes
 // until ctx is cancelled. On cancellation every partition finishes its
-// batch in flight within Config.DrainTimeout and commits it, the member
+// batch in flight within Config.DrainTimeout and commits it (a handler
+// still running a second later is abandoned, uncommitted), the member
 // leaves the group (a static member stays in it until its session times
 // out), and Run returns nil. It returns an error when the brokers cannot
 // be reached, reject the credentials or an authorization, lack a topic, or
@@ -171,24 +175,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if c.cl, err = c.conn.NewClient(c.groupOpts()...); err != nil {
 		return fmt.Errorf("consume %s: %w", c.cfg.Topic, err)
 	}
-	var mergerDone sync.WaitGroup
 	if c.cfg.MergePartitions {
 		c.merger = newMerger(c)
-		mergerDone.Go(c.merger.run)
+		go c.merger.run()
 	}
 	c.log.Info().Str("dlq_topic", c.cfg.DLQTopic).Int("batch_size", c.cfg.BatchSize).
 		Str("protocol", c.cfg.Protocol).Str("instance_id", c.cfg.InstanceID).Msg("consuming")
 	c.poll(runCtx)
-	// Every partition finishes its batch in flight (within DrainTimeout),
-	// commits it and stops; only then does the member leave the group.
-	c.mu.Lock()
-	c.closing = true
-	c.mu.Unlock()
-	c.revoke(c.assigned(), true)
-	if c.merger != nil {
-		c.merger.stop()
-		mergerDone.Wait()
-	}
+	c.shutdown()
 	c.cl.Close()
 	if ctx.Err() == nil {
 		if cause := context.Cause(runCtx); cause != nil {
@@ -197,6 +191,32 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	c.log.Info().Msg("stopped consuming")
 	return nil
+}
+
+// shutdown lets every partition finish its batch in flight and commit it
+// within DrainTimeout, and stops them and the merger; only then may the
+// member leave the group. One deadline bounds it all: a handler still
+// running drainGrace after it is abandoned (logged; nothing is committed
+// for it), so Run returns even when a handler never does.
+func (c *Consumer) shutdown() {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	deadline := time.Now().Add(c.cfg.DrainTimeout)
+	c.revoke(c.assigned(), true, deadline)
+	if c.merger == nil {
+		return
+	}
+	c.merger.stop()
+	t := time.NewTimer(max(time.Until(deadline.Add(drainGrace)), 0))
+	defer t.Stop()
+	select {
+	case <-c.merger.done:
+	case <-t.C:
+		c.log.Error().Dur("drain_timeout", c.cfg.DrainTimeout).
+			Msg("the handler called with merged batches overran the drain timeout and was abandoned: " +
+				"it ignores its context; whatever it still does is not committed")
+	}
 }
 
 // groupOpts are the options of the group member's client.
@@ -339,7 +359,7 @@ func (c *Consumer) onAssigned(_ context.Context, _ *kgo.Client, assigned map[str
 // flight (within DrainTimeout) and stop, before the partition moves on.
 func (c *Consumer) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	if ids := revoked[c.cfg.Topic]; len(ids) > 0 {
-		c.revoke(ids, true)
+		c.revoke(ids, true, time.Now().Add(c.cfg.DrainTimeout))
 	}
 }
 
@@ -347,20 +367,21 @@ func (c *Consumer) onRevoked(_ context.Context, _ *kgo.Client, revoked map[strin
 // member may own it already.
 func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	if ids := lost[c.cfg.Topic]; len(ids) > 0 {
-		c.revoke(ids, false)
+		c.revoke(ids, false, time.Now())
 	}
 }
 
 // revoke stops the partitions ids and waits for them. drain lets each finish
-// and commit its batch in flight within DrainTimeout; otherwise they stop
-// at once, uncommitted.
+// and commit its batch in flight until deadline, one for them all, and
+// waits at most drainGrace beyond it; otherwise they stop at once,
+// uncommitted.
 //
 // A partition stays in c.parts until it finished: while Run shuts down the
 // client is still a group member, and a rebalance that revokes or loses the
 // partition meanwhile must find it, wait for it and end its ownership
 // before the partition moves to another member, whose progress a late
 // commit of this one would overwrite.
-func (c *Consumer) revoke(ids []int32, drain bool) {
+func (c *Consumer) revoke(ids []int32, drain bool, deadline time.Time) {
 	c.mu.Lock()
 	var stopping []*partition
 	for _, id := range ids {
@@ -373,7 +394,7 @@ func (c *Consumer) revoke(ids []int32, drain bool) {
 		return
 	}
 	for _, p := range stopping {
-		p.stopTaking(drain)
+		p.stopTaking(drain, deadline)
 	}
 	for _, p := range stopping {
 		p.wait()

@@ -32,6 +32,7 @@ type merger struct {
 	c    *Consumer
 	in   chan *offer
 	quit chan struct{} // closed by stop
+	done chan struct{} // closed when run returned
 }
 
 // offer is one partition's batch; the merger answers on done.
@@ -57,11 +58,11 @@ type verdict struct {
 func (c *Consumer) mergeMax() int { return max(1, c.cfg.BatchSize/4) }
 
 func newMerger(c *Consumer) *merger {
-	return &merger{c: c, in: make(chan *offer), quit: make(chan struct{})}
+	return &merger{c: c, in: make(chan *offer), quit: make(chan struct{}), done: make(chan struct{})}
 }
 
-// stop ends run once the call in flight, if any, is answered. Call it once,
-// after every partition stopped.
+// stop ends run once the call in flight, if any, is answered; done is
+// closed then. Call it once, after every partition stopped.
 func (m *merger) stop() { close(m.quit) }
 
 // submit offers recs of p to the merger. It reports whether they were
@@ -82,6 +83,7 @@ func (m *merger) submit(p *partition, recs []*kgo.Record) (handled bool, err err
 // run takes an offer, adds the ones already waiting up to BatchSize
 // records, and hands them to the handler in one call, until stop.
 func (m *merger) run() {
+	defer close(m.done)
 	for {
 		var first *offer
 		select {

@@ -44,11 +44,13 @@ type partition struct {
 	stop       context.Context
 	cancelStop context.CancelFunc
 	// work is what the handler, the dead-letter publish and the commit run
-	// under: it outlives stop by DrainTimeout, so the batch in flight can
+	// under: it outlives stop until the deadline of the revocation (or
+	// shutdown), DrainTimeout after it began, so the batch in flight can
 	// finish and be committed, but no longer.
 	work       context.Context
 	cancelWork context.CancelFunc
 	done       chan struct{} // closed when the goroutine returned
+	deadline   time.Time     // set by stopTaking; guarded by mu
 
 	// commitMu makes a commit and the end of ownership exclusive: once a
 	// revocation completed or the partition was lost, nothing commits it.
@@ -101,30 +103,48 @@ func (p *partition) checkRetention(fp kgo.FetchPartition) {
 	p.expect = fp.Records[len(fp.Records)-1].Offset + 1
 }
 
+// drainGrace is how long beyond its deadline a stopping partition's
+// goroutine may take to return (its work context ended at the deadline)
+// before it is abandoned.
+const drainGrace = time.Second
+
 // stopTaking tells the partition to stop. With drain, the batch in flight
-// may finish and be committed within DrainTimeout; without, the partition
-// is no longer owned and stops at once.
-func (p *partition) stopTaking(drain bool) {
+// may finish and be committed until deadline; without, the partition is no
+// longer owned and stops at once. Told to stop again (a rebalance during
+// Run's shutdown), it keeps the earlier deadline.
+func (p *partition) stopTaking(drain bool, deadline time.Time) {
 	p.cancelStop()
-	if drain {
-		time.AfterFunc(p.c.cfg.DrainTimeout, p.cancelWork)
-		return
+	if !drain {
+		deadline = time.Now()
 	}
-	p.cancelWork()
-	p.disown()
+	p.mu.Lock()
+	if p.deadline.IsZero() || deadline.Before(p.deadline) {
+		p.deadline = deadline
+		time.AfterFunc(time.Until(deadline), p.cancelWork)
+	}
+	p.mu.Unlock()
+	if !drain {
+		p.cancelWork()
+		p.disown()
+	}
 }
 
-// wait waits for the partition's goroutine to return, at most a second
-// beyond DrainTimeout, and then makes sure nothing commits the partition
-// any more: its next owner's progress must not be overwritten.
+// wait waits for the partition's goroutine to return, at most drainGrace
+// beyond the partition's deadline, and then makes sure nothing commits the
+// partition any more: its next owner's progress must not be overwritten.
+// The partitions of one revocation share a deadline, so waiting for each
+// in turn takes no longer than waiting for one.
 func (p *partition) wait() {
-	t := time.NewTimer(p.c.cfg.DrainTimeout + time.Second)
+	p.mu.Lock()
+	deadline := p.deadline
+	p.mu.Unlock()
+	t := time.NewTimer(time.Until(deadline) + drainGrace)
 	defer t.Stop()
 	select {
 	case <-p.done:
 	case <-t.C:
 		p.log.Error().Dur("drain_timeout", p.c.cfg.DrainTimeout).
-			Msg("the handler did not return within the drain timeout; whatever it still does is not committed")
+			Msg("the handler overran the drain timeout and was abandoned: it ignores its context; whatever it still does is not committed")
 	}
 	p.disown()
 	p.mu.Lock()

@@ -3,6 +3,7 @@ package consume_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -107,5 +108,79 @@ func TestShutdownKeepsPartitionsUntilTheirBatchesFinish(t *testing.T) {
 	}
 	if err := stopB(); err != nil {
 		t.Fatalf("Run (b) = %v", err)
+	}
+}
+
+// A handler that ignores its context cannot hold a shutdown up beyond
+// DrainTimeout and a short grace, however many partitions it blocks, with
+// or without merging partitions: Run abandons it, says so at error level,
+// and commits nothing for it.
+func TestShutdownAbandonsHandlersThatIgnoreTheirContext(t *testing.T) {
+	const partitions = 6
+	const drain = time.Second
+	for _, merge := range []bool{false, true} {
+		t.Run(fmt.Sprintf("merge=%v", merge), func(t *testing.T) {
+			k := testsupport.NewKafka(t)
+			topic := topics(t, k, "stuck", partitions)
+			group := testsupport.Name("g")
+			cfg := testConfig(topic, group)
+			cfg.DrainTimeout, cfg.MergePartitions = drain, merge
+			for p := range partitions {
+				produce(t, k, topic, p, 0, 1)
+			}
+
+			var mu sync.Mutex
+			inside := map[int32]bool{}
+			release := make(chan struct{})
+			t.Cleanup(func() { close(release) })
+			var logs syncBuffer
+			c := newConsumer(t, k, cfg, consume.BatchHandlerFunc(func(_ context.Context, recs []*kgo.Record) error {
+				mu.Lock()
+				for _, r := range recs {
+					inside[r.Partition] = true
+				}
+				mu.Unlock()
+				<-release // the context's end is ignored
+				return nil
+			}), zerolog.New(&logs))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- c.Run(ctx) }()
+
+			want := partitions // every partition's goroutine is stuck in the handler
+			if merge {
+				want = 1 // the merger is stuck in the handler, the partitions wait for it
+			}
+			waitFor(t, "the handler blocking", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(inside) >= want
+			})
+			cancel()
+			start := time.Now()
+			bound := 5 * drain
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("Run = %v", err)
+				}
+			case <-time.After(4 * bound):
+				t.Fatalf("Run did not return within %v of its cancellation with handlers stuck, drain timeout %v", 4*bound, drain)
+			}
+			took := time.Since(start)
+			t.Logf("Run returned %v after its cancellation, drain timeout %v", took.Round(time.Millisecond), drain)
+			if took > bound {
+				t.Errorf("Run returned %v after its cancellation, want within about the drain timeout %v (bound %v)", took, drain, bound)
+			}
+			if !strings.Contains(logs.String(), `"level":"error"`) {
+				t.Errorf("no error logged for the abandoned handler:\n%s", logs.String())
+			}
+			for p := range partitions {
+				if off := committed(t, k, group, topic, p); off >= 0 {
+					t.Errorf("partition %d: committed offset %d for an abandoned batch", p, off)
+				}
+			}
+		})
 	}
 }
