@@ -60,12 +60,14 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/invoicesync/invoicesync/pkg/kafkasec"
@@ -189,6 +191,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		return fmt.Errorf("outbox relay: %w", err)
+	}
+	if err := r.checkTopicLimit(ctx); err != nil {
 		return fmt.Errorf("outbox relay: %w", err)
 	}
 	l := &loop{r: r, bo: backoff{min: r.cfg.MinBackoff, max: r.cfg.MaxBackoff}}
@@ -402,4 +407,46 @@ func (r *Relay) noteFailure(err error) (time.Duration, bool) {
 	r.failing.Store(&failStreak{since: since, err: err})
 	failed := time.Since(since)
 	return failed, failed >= r.cfg.StepDownAfter
+}
+
+// checkTopicLimit refuses a MaxMessageBytes whose largest record batch
+// (one event of that size plus the batch's framing) the topic would refuse:
+// such an event would be retried forever instead of held back. The
+// producer's batches are capped at the same size, so no batch of several
+// events exceeds the topic's limit either. A principal that may not read
+// the topic's configuration only gets a warning.
+func (r *Relay) checkTopicLimit(ctx context.Context) error {
+	adm, err := r.kafka.Admin()
+	if err != nil {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, r.cfg.WriteTimeout)
+	defer cancel()
+	rcs, err := adm.DescribeTopicConfigs(dctx, r.cfg.Topic)
+	var value string
+	if err == nil {
+		var rc kadm.ResourceConfig
+		if rc, err = rcs.On(r.cfg.Topic, nil); err == nil {
+			err = rc.Err
+			for _, c := range rc.Configs {
+				if c.Key == "max.message.bytes" {
+					value = c.MaybeValue()
+				}
+			}
+		}
+	}
+	limit, perr := strconv.Atoi(value)
+	switch {
+	case ctx.Err() != nil:
+		return nil
+	case err != nil || perr != nil:
+		r.log.Warn().Err(err).Str("max_message_bytes", value).
+			Msg("cannot read the topic's max.message.bytes: RELAY_MAX_MESSAGE_BYTES is not checked against it")
+		return nil
+	case r.cfg.MaxMessageBytes+batchOverhead > limit:
+		return fmt.Errorf("RELAY_MAX_MESSAGE_BYTES is %d, but topic %s takes record batches of at most %d bytes "+
+			"(max.message.bytes) and an event needs up to %d bytes more of framing: lower RELAY_MAX_MESSAGE_BYTES to %d "+
+			"or raise the topic's max.message.bytes", r.cfg.MaxMessageBytes, r.cfg.Topic, limit, batchOverhead, limit-batchOverhead)
+	}
+	return nil
 }
