@@ -201,7 +201,10 @@ func (c *Conn) checkBroker(ctx context.Context, b string) error {
 		err = &AuthError{Broker: b, Mechanism: c.cfg.Mechanism, Username: c.cfg.Username,
 			Err: fmt.Errorf("the broker closed the connection during the SASL exchange: %w", err)}
 	}
-	if cctx.Err() != nil && ctx.Err() == nil {
+	// The client's own dial timeout equals cctx's, so which fires first
+	// varies: a network timeout means the same as cctx ending.
+	var nerr net.Error
+	if ctx.Err() == nil && (cctx.Err() != nil || errors.As(err, &nerr) && nerr.Timeout()) {
 		err = fmt.Errorf("no answer within %s (KAFKA_DIAL_TIMEOUT): is %s a Kafka broker, and does it expect TLS? (%w)",
 			c.cfg.DialTimeout, b, err)
 	}
