@@ -7,8 +7,6 @@ import (
 	"net"
 	"os/exec"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,60 +24,17 @@ func kafkaProcesses() []kafkaProcess {
 	return []kafkaProcess{{"sender relay", bins.sender, "relay"}, {"receiver serve", bins.receiver, "serve"}}
 }
 
-// silentBroker accepts TCP connections and never answers on them, as a
-// hung broker or a wrong port behind a load balancer does. It counts the
-// connections it accepted.
-type silentBroker struct {
-	ln       net.Listener
-	accepted atomic.Int64
-}
-
-func newSilentBroker(t *testing.T) *silentBroker {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &silentBroker{ln: ln}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b.accepted.Add(1)
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() { _, _ = io.Copy(io.Discard, c) }()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return b
-}
-
-func (b *silentBroker) addr() string { return b.ln.Addr().String() }
-
 // SIGTERM while the process waits on a broker that accepts TCP and never
 // answers (within one long dial timeout) ends it at once, with exit 0.
 func TestStartupGivesWayToSigtermOnASilentBroker(t *testing.T) {
 	s := newStack(t)
 	for _, p := range kafkaProcesses() {
 		t.Run(p.cmd, func(t *testing.T) {
-			silent := newSilentBroker(t)
-			s.startWith(p.name, []string{"KAFKA_BROKERS=" + silent.addr(), "KAFKA_DIAL_TIMEOUT=30s",
+			silent := testsupport.NewSilentListener(t)
+			s.startWith(p.name, []string{"KAFKA_BROKERS=" + silent.Addr(), "KAFKA_DIAL_TIMEOUT=30s",
 				"RECEIVER_HTTP_ADDR=" + freeAddr(t)}, p.bin, p.cmd)
 			eventually(t, 30*time.Second, p.name+" to connect to the silent broker", func() bool {
-				return silent.accepted.Load() > 0
+				return silent.Accepted() > 0
 			})
 			time.Sleep(300 * time.Millisecond) // well inside the handshake that never ends
 			start := time.Now()
@@ -118,12 +73,12 @@ func (s *stack) runFailing(t *testing.T, p kafkaProcess, env ...string) (string,
 // the process exits non-zero naming the broker and the timeout.
 func TestStartupGivesUpOnASilentBrokerAfterTheStartupTimeout(t *testing.T) {
 	s := newStack(t)
-	silent := newSilentBroker(t)
+	silent := testsupport.NewSilentListener(t)
 	for _, p := range kafkaProcesses() {
 		t.Run(p.cmd, func(t *testing.T) {
-			out, took := s.runFailing(t, p, "KAFKA_BROKERS="+silent.addr(), "KAFKA_DIAL_TIMEOUT=1s", "KAFKA_STARTUP_TIMEOUT=3s")
+			out, took := s.runFailing(t, p, "KAFKA_BROKERS="+silent.Addr(), "KAFKA_DIAL_TIMEOUT=1s", "KAFKA_STARTUP_TIMEOUT=3s")
 			t.Logf("%s exited non-zero after %v:\n%s", p.name, took.Round(time.Millisecond), tail(out, 3))
-			for _, want := range []string{silent.addr(), "KAFKA_STARTUP_TIMEOUT", "3s"} {
+			for _, want := range []string{silent.Addr(), "KAFKA_STARTUP_TIMEOUT", "3s"} {
 				if !strings.Contains(out, want) {
 					t.Errorf("output does not name %q", want)
 				}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -109,38 +108,6 @@ func saslBroker(t *testing.T, port int) *kfake.Cluster {
 	return c
 }
 
-// silentListener accepts TCP connections and never answers on them.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() { _, _ = io.Copy(io.Discard, c) }()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
-
 // freePort returns a loopback port nothing listens on (yet).
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -218,7 +185,7 @@ func TestCheckExplainsMisconfiguredConnections(t *testing.T) {
 		checkFails(t, scram(httpAddr), "HTTP", "not a Kafka broker", "a Kafka broker")
 	})
 	t.Run("a listener that never answers", func(t *testing.T) {
-		cfg := scram(silentListener(t))
+		cfg := scram(testsupport.NewSilentListener(t).Addr())
 		cfg.DialTimeout = time.Second
 		checkFails(t, cfg, "no answer within 1s")
 	})
@@ -233,7 +200,7 @@ func (httpHandler) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 // A check waiting on a broker that never answers ends as soon as its
 // context does, whatever the dial timeout: a stop signal is never held up.
 func TestCheckGivesWayToCancellation(t *testing.T) {
-	conn, err := kafkasec.New(kafkasec.Config{Brokers: []string{silentListener(t)}, DialTimeout: time.Minute,
+	conn, err := kafkasec.New(kafkasec.Config{Brokers: []string{testsupport.NewSilentListener(t).Addr()}, DialTimeout: time.Minute,
 		Mechanism: kafkasec.MechanismSCRAMSHA512, Username: "u", Password: "p"})
 	if err != nil {
 		t.Fatal(err)

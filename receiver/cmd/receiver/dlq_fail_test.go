@@ -3,10 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,39 +11,6 @@ import (
 	"github.com/invoicesync/invoicesync/pkg/kafkasec"
 	"github.com/invoicesync/invoicesync/pkg/testsupport"
 )
-
-// silentListener accepts TCP connections and never answers on them, as a
-// wrong port behind a proxy or a hung broker does. It returns its address.
-func silentListener(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() { _, _ = io.Copy(io.Discard, c) }()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return ln.Addr().String()
-}
 
 // failEnv is the environment of a dlq command on a migrated database and
 // the test broker, with over applied.
@@ -103,7 +67,7 @@ func TestDlqFailsClearlyOnWrongCredentialsAndMissingTopic(t *testing.T) {
 // context main cancels on SIGTERM) ends it at once whatever the timeout.
 func TestDlqSilentBrokerTimesOutAndGivesWayToInterrupt(t *testing.T) {
 	k := testsupport.NewKafka(t)
-	addr := silentListener(t)
+	addr := testsupport.NewSilentListener(t).Addr()
 	env := failEnv(t, k, map[string]string{"KAFKA_BROKERS": addr, "KAFKA_DIAL_TIMEOUT": "1s"})
 	start := time.Now()
 	_, _, err := invoke(context.Background(), env, "dlq", "list")
