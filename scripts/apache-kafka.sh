@@ -76,7 +76,7 @@ PROPS
       echo "apache-kafka.sh: Apache Kafka $VERSION listening on 127.0.0.1:$PORT (SASL_PLAINTEXT, SCRAM-SHA-512, user $USER_NAME)" >&2
       return
     fi
-    kill -0 "$(cat "$STATE/pid")" 2>/dev/null || { tail -30 "$STATE/logs/stdout.log" "$STATE/logs/server.log" >&2; exit 1; }
+    kill -0 "$(cat "$STATE/pid")" 2>/dev/null || { tail -n 30 "$STATE/logs/stdout.log" "$STATE/logs/server.log" >&2; exit 1; }
     sleep 0.5
   done
   echo "apache-kafka.sh: broker did not start; logs in $STATE/logs" >&2; exit 1
