@@ -240,7 +240,7 @@ func (c *Conn) CheckTopics(ctx context.Context, topics ...string) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("%w: %s on %s: create it (see README, Topics) or fix KAFKA_TOPIC",
+		return fmt.Errorf("%w: %s on %s: create it (README, Deploy) or fix the setting that names it (KAFKA_TOPIC, RECEIVER_DLQ_TOPIC)",
 			ErrTopicMissing, strings.Join(missing, ", "), strings.Join(c.cfg.Brokers, ","))
 	}
 	return nil
